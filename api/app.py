@@ -23,6 +23,7 @@ from api import problems
 from api.metrics import Metrics, RequestMetrics
 from api.routes import ROUTERS
 from api.schemas import body_components
+from node.anchorer import AnchorConfig
 from node.service import Node, NodeConfig
 
 DESCRIPTION = """\
@@ -83,10 +84,12 @@ def openapi_document(app: FastAPI) -> dict[str, Any]:
     for operations in doc.get("paths", {}).values():
         for operation in operations.values():
             for response in operation.get("responses", {}).values():
+                # FastAPI files error models under the route's own media type (application/json,
+                # or text/plain for a PlainTextResponse route); every problem is problem+json.
                 content = response.get("content", {})
-                json_content = content.get("application/json", {})
-                if json_content.get("schema", {}).get("$ref") == problem_ref:
-                    content[problems.PROBLEM_MEDIA_TYPE] = content.pop("application/json")
+                for media_type in list(content):
+                    if content[media_type].get("schema", {}).get("$ref") == problem_ref:
+                        content[problems.PROBLEM_MEDIA_TYPE] = content.pop(media_type)
     return doc
 
 
@@ -102,4 +105,12 @@ def app_from_env() -> FastAPI:
     if os.environ.get("PFNODE_WITNESSES"):  # ORG=URL,ORG=URL
         pairs = (item.split("=", 1) for item in os.environ["PFNODE_WITNESSES"].split(","))
         config.witnesses = {org: url for org, url in pairs}
+    if os.environ.get("PFNODE_ANCHOR"):  # embedded | RPC URL
+        config.anchor = AnchorConfig(
+            chain=os.environ["PFNODE_ANCHOR"],
+            contract=os.environ.get("PFNODE_ANCHOR_CONTRACT") or None,
+            account_key=os.environ.get("PFNODE_ANCHOR_KEY") or None,
+            every_blocks=int(os.environ.get("PFNODE_ANCHOR_EVERY_BLOCKS") or 100),
+            every_seconds=float(os.environ.get("PFNODE_ANCHOR_EVERY_SECONDS") or 60),
+        )
     return create_app(Node(config))

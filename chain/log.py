@@ -137,4 +137,3 @@ class LogWriter:
         note = sign_note(text, [NoteSigner(self.origin, self.producer.private)])
         self.ledger.add_checkpoint(head.log_size, note)
         return note
-

@@ -66,6 +66,74 @@ def cmd_verify(args: argparse.Namespace) -> int:
         f"log root {report.log_root.hex() or '-'}, {report.checkpoints} checkpoints "
         f"(latest at size {report.latest_checkpoint}), {report.nodes_checked} Merkle nodes checked"
     )
+    if args.anchored:
+        return verify_anchored_cli(args)
+    return 0
+
+
+def verify_anchored_cli(args: argparse.Namespace) -> int:
+    """The ledger (verified above) against the checkpoints the anchor contract holds."""
+    from chain.bundle import BundleSource, DatabaseSource
+    from chain.storage import Ledger
+    from contracts.anchor import AnchorChain
+    from contracts.errors import ContractsError
+    from node.anchorer import block_roots, verify_anchored
+    from node.anchoring import log_id_of
+
+    rpc, address = args.anchored
+    try:
+        chain = AnchorChain.connect(rpc, "0x" + "11" * 32, address, deadline=10)
+        anchored, chain_log_id = chain.anchored(), chain.log_id()
+    except (ContractsError, ValueError) as exc:
+        print(f"cannot read the anchor contract {address} at {rpc}: {exc}", file=sys.stderr)
+        return 2
+    if args.bundle:
+        source = BundleSource(Path(args.bundle))
+        roots, genesis = block_roots(source), source.genesis
+    else:
+        with Ledger.open(db_url(args)) as ledger:
+            roots, genesis = block_roots(DatabaseSource(ledger)), ledger.genesis
+    if chain_log_id != log_id_of(genesis):
+        print(
+            f"BROKEN anchoring: contract {address} anchors log {chain_log_id.hex()}, "
+            f"this ledger is {log_id_of(genesis).hex()}",
+            file=sys.stderr,
+        )
+        return 1
+    report = verify_anchored(roots, anchored)
+    for problem in report.problems:
+        print(f"BROKEN anchoring: {problem}", file=sys.stderr)
+    if not report.ok:
+        return 1
+    last = max(anchored, default=0)
+    print(
+        f"OK anchored: {report.checked} checkpoints on-chain match the ledger (last at size {last})"
+    )
+    return 0
+
+
+def cmd_anchor_deploy(args: argparse.Namespace) -> int:
+    """Deploy CheckpointAnchor for this ledger's genesis and register its BLS validators."""
+    import json
+
+    from chain.errors import CheckpointError
+    from contracts.anchor import AnchorChain
+    from contracts.errors import ContractsError
+    from node.anchoring import log_id_of, min_roles_of, validators_of
+
+    genesis = json.loads((Path(args.data) / "genesis.json").read_text())
+    try:
+        validators = validators_of(genesis)
+        if not validators:
+            raise CheckpointError("genesis names no BLS validators")
+        chain = AnchorChain.connect(args.rpc, Path(args.key).read_text().strip())
+        address = chain.deploy(log_id_of(genesis), min_roles_of(genesis))
+        for v in validators:
+            chain.register(v.name, v.role, v.public, v.pop)
+    except (ContractsError, CheckpointError, ValueError) as exc:
+        print(f"cannot deploy: {exc}", file=sys.stderr)
+        return 2
+    print(address)
     return 0
 
 
@@ -202,6 +270,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     os.environ["PFNODE_MAX_QUEUE"] = str(args.max_queue)
     os.environ["PFNODE_INTERNAL_HOST"] = args.internal_host
     os.environ["PFNODE_WITNESSES"] = ",".join(args.witness)
+    os.environ["PFNODE_ANCHOR"] = "" if args.anchor == "off" else args.anchor
+    os.environ["PFNODE_ANCHOR_CONTRACT"] = args.anchor_contract or ""
+    os.environ["PFNODE_ANCHOR_KEY"] = (
+        Path(args.anchor_key).read_text().strip() if args.anchor_key else ""
+    )
+    os.environ["PFNODE_ANCHOR_EVERY_BLOCKS"] = str(args.anchor_every_blocks)
+    os.environ["PFNODE_ANCHOR_EVERY_SECONDS"] = str(args.anchor_every_seconds)
     url = normalise_url(db_url(args))
     if args.workers > 1:
         print(
@@ -345,6 +420,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="sequencer: a witness (follower) to push checkpoints to",
     )
     serve.add_argument(
+        "--anchor",
+        default="off",
+        metavar="off|embedded|RPC_URL",
+        help="sequencer: anchor cosigned checkpoints on an EVM chain (embedded: eth-tester "
+        "in this process, deployed at start; RPC_URL: with --anchor-contract and --anchor-key)",
+    )
+    serve.add_argument(
+        "--anchor-contract", help="the CheckpointAnchor address (`pfnode anchor deploy`)"
+    )
+    serve.add_argument(
+        "--anchor-key", help="file holding the hex private key that pays for anchors"
+    )
+    serve.add_argument("--anchor-every-blocks", type=int, default=100)
+    serve.add_argument("--anchor-every-seconds", type=float, default=60.0)
+    serve.add_argument(
         "--workers",
         type=int,
         default=1,
@@ -398,7 +488,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="processes checking Ed25519 signatures of large blocks",
     )
+    verify.add_argument(
+        "--anchored",
+        nargs=2,
+        metavar=("RPC_URL", "ADDRESS"),
+        help="also check the ledger against the checkpoints anchored on an EVM chain",
+    )
     verify.set_defaults(func=cmd_verify)
+
+    anchor = sub.add_parser("anchor", help="the checkpoint anchor contract on an EVM chain")
+    anchor_sub = anchor.add_subparsers(dest="anchor_command", required=True)
+    deploy = anchor_sub.add_parser("deploy", help="deploy it and register genesis's BLS keys")
+    deploy.add_argument("--data", default=str(DEFAULT_DATA), help="a data directory (its genesis)")
+    deploy.add_argument("--rpc", required=True, help="the chain's JSON-RPC URL")
+    deploy.add_argument("--key", required=True, help="file holding the deployer's hex private key")
+    deploy.set_defaults(func=cmd_anchor_deploy)
 
     export = sub.add_parser("export", help="write a self-contained, verifiable bundle")
     export.add_argument("--out", required=True, help="bundle file (.jsonl or .jsonl.gz)")

@@ -29,14 +29,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from chain.blocks import genesis_hash
 from chain.checkpoint import parse_verifier_key
 from chain.entries import decode_signed_entry, make_entry, verify_timestamp
-from chain.errors import ChainError, VerificationError
+from chain.errors import ChainError, CheckpointError, VerificationError
 from chain.keys import PublicKey
 from chain.merkle import CompactRange, consistency_proof, inclusion_proof, root_at
 from chain.replica import ReplicaStore, verify_partial_block
@@ -59,6 +59,9 @@ from node.sequencer import Receipt
 from node.service import Caller, FlagHub, Role
 from node.tokens import TokenStore
 from node.visibility import require_may_sign
+
+if TYPE_CHECKING:
+    from node.witnessing import BlsSigner
 
 log = logging.getLogger("pfnode.follower")
 BATCH = 100
@@ -172,6 +175,7 @@ class FollowerNode:
         app.state.witness = WitnessContext(
             store=store,
             signer=signer,
+            bls=self._bls_signer(),
             log_verifier=self.log_verifier,
             origin=self.origin,
             on_alarm=lambda sv: self.raise_alarm(
@@ -180,6 +184,20 @@ class FollowerNode:
                 {"evidence": list(sv.evidence)},
             ),
         )
+
+    def _bls_signer(self) -> BlsSigner | None:
+        """This institution's anchoring key, when genesis names it and this node holds it."""
+        from node.anchoring import log_id_of, validators_of
+        from node.witnessing import BlsSigner
+
+        key = self.files.bls_keys().get(self.config.org)
+        genesis = self.genesis
+        mine = [v for v in validators_of(genesis) if v.org == self.config.org]
+        if key is None or not mine:
+            return None
+        if key.public() != mine[0].public:
+            raise CheckpointError(f"keys/bls-{self.config.org}.json is not the key genesis names")
+        return BlsSigner(mine[0], key, log_id_of(genesis))
 
     # -- replication -------------------------------------------------------------
 

@@ -3,6 +3,7 @@
     <data>/genesis.json          the consortium's genesis (public)
     <data>/keys/<ORG>.json       institution signing keys this node holds (0600)
     <data>/keys/sequencer.json   the sequencer's block and checkpoint key (0600)
+    <data>/keys/bls-<ORG>.json   BLS keys for anchoring checkpoints on-chain (0600)
     <data>/keys/consortium.secret  HMAC key for receivable fingerprints (0600)
     <data>/demo-tokens.json      demo bearer tokens {"BANK-A": "pfn_...", ...} (0600)
     <data>/ledger.db             SQLite ledger and state (unless --db names a URL)
@@ -20,9 +21,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from chain.bls import BlsKey
 from chain.keys import SigningKey
 from chain.log import make_genesis
 from chain.storage import Ledger
+from node.anchoring import DEFAULT_MIN_ROLES, validator_entry
 from node.domain import Params
 
 DEMO_ORGS = (
@@ -61,6 +64,13 @@ class NodeFiles:
             self._org_keys[org] = SigningKey.load(path) if path.exists() else None
         return self._org_keys[org]
 
+    def bls_keys(self) -> dict[str, BlsKey]:
+        """The BLS (anchoring) keys this node holds: ``keys/bls-<ORG>.json``, by org."""
+        return {
+            p.name[len("bls-") : -len(".json")]: BlsKey.load(p)
+            for p in sorted(self.keys.glob("bls-*.json"))
+        }
+
     def sequencer_key(self) -> SigningKey:
         return SigningKey.load(self.keys / "sequencer.json")
 
@@ -93,6 +103,10 @@ def init_demo(data_dir: Path, db_url: str | None, now: datetime) -> tuple[dict[s
     sequencer = SigningKey.generate("REGULATOR/seq-1")
     sequencer.save(files.keys / "sequencer.json")
     write_private(files.keys / "consortium.secret", secrets.token_hex(32) + "\n")
+    validators = [
+        make_bls_key(files.data, org_id, role, "pfnode.demo/ledger")
+        for org_id, _n, role in DEMO_ORGS
+    ]
     genesis = make_genesis(
         origin="pfnode.demo/ledger",
         orgs=orgs,
@@ -102,6 +116,8 @@ def init_demo(data_dir: Path, db_url: str | None, now: datetime) -> tuple[dict[s
             "consortium": "pfnode demo consortium",
             "rule_version": RULE_VERSION,
             "params": Params().to_json(),
+            "validators": validators,
+            "anchor": {"min_roles": DEFAULT_MIN_ROLES},
         },
     )
     from node.migrations import upgrade
@@ -123,6 +139,13 @@ CONSORTIUM_DIRS = {
     "BANK-B": "bank-b",
     "INSURER": "insurer",
 }
+
+
+def make_bls_key(data_dir: Path, org: str, role: str, origin: str) -> dict[str, Any]:
+    """A new BLS (anchoring) key for `org` in ``keys/bls-<ORG>.json``; its genesis entry."""
+    key = BlsKey.generate(org)
+    key.save(Path(data_dir) / "keys" / f"bls-{org}.json")
+    return validator_entry(org, role, key, origin)
 
 
 def write_witness_key(data_dir: Path, name: str) -> str:
@@ -156,7 +179,7 @@ def init_consortium(
 
     db_urls = db_urls or {}
     dirs = {org: root / name for org, name in CONSORTIUM_DIRS.items()}
-    orgs, witnesses = [], []
+    orgs, witnesses, validators = [], [], []
     for org_id, name, role in DEMO_ORGS:
         data = dirs[org_id]
         key = SigningKey.generate(f"{org_id}/1")
@@ -169,6 +192,7 @@ def init_consortium(
                 "keys": [{"key_id": key.key_id, "public_key": key.public.b64}],
             }
         )
+        validators.append(make_bls_key(data, org_id, role, "pfnode.consortium/ledger"))
         if org_id != "REGULATOR":
             wname = f"pfnode.consortium/witness/{org_id}"
             witnesses.append({"org": org_id, "name": wname, "vkey": write_witness_key(data, wname)})
@@ -186,6 +210,8 @@ def init_consortium(
             "rule_version": RULE_VERSION,
             "params": Params().to_json(),
             "witnesses": witnesses,
+            "validators": validators,
+            "anchor": {"min_roles": DEFAULT_MIN_ROLES},
         },
     )
     seq_url = db_urls.get("REGULATOR") or f"sqlite:///{(regulator / 'ledger.db').resolve()}"

@@ -28,6 +28,7 @@ from chain.entries import SignedEntry, decode_signed_entry, make_entry, verify_t
 from chain.merkle import consistency_proof, inclusion_proof, root_at
 from chain.storage import Ledger, StoredEntry
 from node import cluster, projection, visibility
+from node.anchorer import AnchorConfig, Anchorer
 from node.bodies import Body, body_to_json, parse_body
 from node.clock import Clock, SystemClock
 from node.domain import Params, Verdict
@@ -60,6 +61,7 @@ class NodeConfig:
     max_queue: int = 20_000
     internal_host: str = "127.0.0.1"
     witnesses: dict[str, str] = field(default_factory=dict)  # org -> follower URL
+    anchor: AnchorConfig | None = None
 
     @property
     def url(self) -> str:
@@ -160,6 +162,7 @@ class Node:
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self._poller: asyncio.Task[None] | None = None
+        self.anchorer: Anchorer | None = None
         if self.ledger.try_become_writer():
             self.sequencer = self._new_sequencer()
 
@@ -196,24 +199,37 @@ class Node:
         )
         self._watcher.start()
 
-    def _cosign_loop(self) -> None:
-        """Leader: push each new checkpoint to the witnesses; publish it with their lines."""
-        from node.witnessing import CosignCollector
+    def _cosign_loop(self, anchorer: Anchorer | None) -> None:
+        """Leader: push each new checkpoint to the witnesses; publish it with their lines;
+        offer it, with the witnesses' BLS signatures, for anchoring."""
+        from node.anchoring import validators_of
+        from node.witnessing import CosignCollector, verify_log_note
 
-        collector = CosignCollector(
-            self.ledger,
-            witnesses_from_genesis(self.genesis, self.config.witnesses),
-            parse_verifier_key(self.genesis["sequencer"]["note_key"]),
-            self.genesis["origin"],
-        )
+        log_verifier = parse_verifier_key(self.genesis["sequencer"]["note_key"])
+        collector = None
+        if self.config.witnesses:
+            collector = CosignCollector(
+                self.ledger,
+                witnesses_from_genesis(self.genesis, self.config.witnesses),
+                log_verifier,
+                self.genesis["origin"],
+                validators=validators_of(self.genesis),
+            )
         pushed = 0
         while not self._stop.wait(0.5):
             latest = self.ledger.latest_checkpoint()
             if latest is None or latest[0] <= pushed:
                 continue
             try:
-                collector.publish(self.ledger, collector.push(latest[1]))
+                note, sigs = collector.collect(latest[1]) if collector else (latest[1], {})
+                if collector is not None:
+                    collector.publish(self.ledger, note)
                 pushed = latest[0]
+                if anchorer is not None:
+                    checkpoint = verify_log_note(latest[1], log_verifier, self.genesis["origin"])
+                    head = self.ledger.head()
+                    height = head.height if head is not None else 0
+                    anchorer.offer(checkpoint.size, checkpoint.root, height, sigs)
             except Exception:  # a witness's trouble never stops the sequencer
                 log.exception("cosigning checkpoint %s failed", latest[0])
 
@@ -238,8 +254,31 @@ class Node:
             return
 
     def _start_cosigning(self) -> None:
-        if self.config.witnesses:
-            threading.Thread(target=self._cosign_loop, name="pfnode-cosign", daemon=True).start()
+        anchorer = self._new_anchorer()
+        if self.config.witnesses or anchorer is not None:
+            threading.Thread(
+                target=self._cosign_loop, args=(anchorer,), name="pfnode-cosign", daemon=True
+            ).start()
+
+    def _new_anchorer(self) -> Anchorer | None:
+        """With --anchor: the anchorer, its sending thread started (it connects first)."""
+        config = self.config.anchor
+        if config is None:
+            return None
+        from node.anchorer import Anchorer, make_chain
+        from node.anchoring import AnchorStore
+
+        anchorer = Anchorer(
+            self.genesis, self.files.bls_keys(), AnchorStore(self.ledger.engine), config
+        )
+        self.anchorer = anchorer
+        threading.Thread(
+            target=anchorer.run,
+            args=(self._stop, lambda: make_chain(config, self.genesis)),
+            name="pfnode-anchor",
+            daemon=True,
+        ).start()
+        return anchorer
 
     async def _take_over(self) -> None:
         if self._poller is not None:

@@ -71,6 +71,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Field, SQLModel
 
+from chain.bls import BlsKey, anchor_message
 from chain.checkpoint import (
     ALG_COSIGNATURE_V1,
     MAX_NOTE_SIZE,
@@ -93,6 +94,7 @@ from chain.witness import (
     cosign,
     merge_cosignatures,
 )
+from node.anchoring import Validator, format_bls_line, parse_bls_lines
 from node.clock import Clock, SystemClock
 from node.genesis import write_private
 
@@ -546,11 +548,16 @@ class WitnessContext:
     origin: str
     on_alarm: Alarm | None = None
     clock: Clock = field(default_factory=SystemClock)
+    bls: BlsSigner | None = None
 
     def handle(self, body: str | bytes) -> tuple[int, str, str]:
-        """handle_add_checkpoint at this moment (blocking: database and signing)."""
+        """handle_add_checkpoint at this moment (blocking: database and signing).
+
+        With a BLS key, a cosigned checkpoint's answer carries one more line: this
+        institution's BLS signature of it for anchoring (:mod:`node.anchoring`).
+        """
         now_seconds = int(self.clock.now().timestamp())
-        return handle_add_checkpoint(
+        status, answer, media_type = handle_add_checkpoint(
             self.store,
             body,
             self.log_verifier,
@@ -559,6 +566,23 @@ class WitnessContext:
             now_seconds,
             on_alarm=self.on_alarm,
         )
+        if status == 200 and self.bls is not None:
+            checkpoint = Checkpoint.parse(_note_parts(parse_add_checkpoint(body)[2])[0])
+            answer += self.bls.line(checkpoint.size, checkpoint.root)
+        return status, answer, media_type
+
+
+@dataclass(frozen=True)
+class BlsSigner:
+    """A witness's anchoring key: it signs what it has just cosigned, nothing else."""
+
+    validator: Validator
+    key: BlsKey
+    log_id: bytes
+
+    def line(self, size: int, root: bytes) -> str:
+        signature = self.key.sign(anchor_message(self.log_id, size, root))
+        return format_bls_line(self.validator, signature)
 
 
 # --------------------------------------------------------------------------- the sequencer
@@ -621,8 +645,11 @@ class CosignCollector:
         *,
         post: Post | None = None,
         timeout: float = 2.0,
+        validators: Sequence[Validator] = (),
     ) -> None:
         self.ledger = ledger
+        self.validators = list(validators)
+        self._bls_names = {v.name for v in self.validators}
         self.witnesses = [WitnessEndpoint(*w) for w in witnesses]
         _verify_endpoints(self.witnesses)
         self.log_verifier = log_verifier
@@ -640,14 +667,25 @@ class CosignCollector:
 
     def push(self, note: str) -> str:
         """``note`` (the log's signed checkpoint) with every valid witness cosignature added."""
+        return self.collect(note)[0]
+
+    def collect(self, note: str) -> tuple[str, dict[str, bytes]]:
+        """``push``'s note, and the BLS signatures the witnesses sent ({org: sig}, unverified)."""
         checkpoint = verify_log_note(note, self.log_verifier, self.origin)
         with ThreadPoolExecutor(len(self.witnesses), thread_name_prefix="pfnode-cosign") as pool:
             answers = list(
                 pool.map(lambda w: self._collect(w, note, checkpoint.size), self.witnesses)
             )
-        lines = [line for got in answers for line in got]
+        got = [line for answer in answers for line in answer]
+        bls_sigs = parse_bls_lines("".join(got), self.validators)
+        lines = [line for line in got if not self._is_bls_line(line)]
         verifiers = [w.verifier for w in self.witnesses]
-        return merge_cosignatures(note, lines, witness_verifiers=verifiers) if lines else note
+        merged = merge_cosignatures(note, lines, witness_verifiers=verifiers) if lines else note
+        return merged, bls_sigs
+
+    def _is_bls_line(self, line: str) -> bool:
+        parts = line.split(" ")
+        return len(parts) == 3 and parts[1] in self._bls_names
 
     def publish(self, ledger: Ledger, note: str) -> None:
         """:func:`publish` ``note`` (as ``push`` returned it), its lines checked again."""
@@ -705,6 +743,9 @@ class CosignCollector:
         valid: list[str] = []
         for line in body.splitlines():
             if not line:
+                continue
+            if self._is_bls_line(line):  # checked by the aggregator, with the BLS key
+                valid.append(line + "\n")
                 continue
             try:
                 merge_cosignatures(note, [line + "\n"], witness_verifiers=[witness.verifier])

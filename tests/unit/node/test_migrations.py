@@ -44,12 +44,12 @@ PFNODE_NAMES = {t.name for t in PFNODE_TABLES}
 
 NOOP_REVISION = '''"""A later revision that changes nothing.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 9999
+Revises: {head}
 """
 
-revision = "0004"
-down_revision = "0003"
+revision = "9999"
+down_revision = "{head}"
 branch_labels = None
 depends_on = None
 
@@ -118,7 +118,7 @@ def newer_pfnode(tmp_path: Path) -> Migrations:
     """A copy of this package's revisions with one more (0004) on top."""
     location = tmp_path / "migrations"
     shutil.copytree(PACKAGE_DIR, location, ignore=shutil.ignore_patterns("__pycache__"))
-    (location / "versions" / "0004_noop.py").write_text(NOOP_REVISION)
+    (location / "versions" / "9999_noop.py").write_text(NOOP_REVISION.format(head=HEAD))
     return Migrations(location)
 
 
@@ -267,17 +267,17 @@ def test_refuses_a_revision_newer_than_this_pfnode(db_url: str) -> None:
 
 def test_refuses_an_older_revision_until_upgraded(db_url: str, tmp_path: Path) -> None:
     newer = newer_pfnode(tmp_path)
-    assert newer.head == "0004"
+    assert newer.head == "9999"
     upgrade(db_url)
     with pytest.raises(SchemaMismatch) as caught:
         newer.check_schema(db_url)
     assert str(caught.value) == (
-        f"database schema is at revision {HEAD}, this node needs 0004: "
+        f"database schema is at revision {HEAD}, this node needs 9999: "
         "run `pfnode db upgrade --db URL`"
     )
-    assert newer.upgrade(db_url) == "0004"
+    assert newer.upgrade(db_url) == "9999"
     newer.check_schema(db_url)
-    with pytest.raises(SchemaMismatch, match="revision 0004 is unknown .*upgrade pfnode"):
+    with pytest.raises(SchemaMismatch, match="revision 9999 is unknown .*upgrade pfnode"):
         check_schema(db_url)
 
 
