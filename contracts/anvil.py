@@ -88,12 +88,21 @@ class AnvilProcess:
     """Start Anvil on a free loopback port; stop it on exit. Not reusable once exited."""
 
     def __init__(
-        self, accounts: int = DEFAULT_ACCOUNTS, startup_timeout: float = STARTUP_TIMEOUT_S
+        self,
+        accounts: int = DEFAULT_ACCOUNTS,
+        startup_timeout: float = STARTUP_TIMEOUT_S,
+        *,
+        port: int = 0,
+        state: Path | None = None,
     ) -> None:
+        """`port` 0: a free one. `state`: a file Anvil loads at start and writes at exit
+        (``--state``), so that a node stopped and started again keeps its chain."""
         if accounts < 1:
             raise ValueError("Anvil needs at least one funded account")
         self.account_count = accounts
         self.startup_timeout = startup_timeout
+        self.state = state
+        self.fixed_port = port
         self.port = 0
         self.url = ""
         self.chain_id = 0
@@ -106,11 +115,13 @@ class AnvilProcess:
         binary = find_anvil()
         self.accounts = compute_dev_accounts(self.account_count)
         self.private_keys = tuple("0x" + account.key.hex() for account in self.accounts)
-        self.port = get_free_port()
+        self.port = self.fixed_port or get_free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = tempfile.TemporaryFile()
         command = [str(binary), "--host", "127.0.0.1", "--port", str(self.port)]
         command += ["--accounts", str(self.account_count), "--mnemonic", ANVIL_MNEMONIC]
+        if self.state is not None:
+            command += ["--state", str(self.state)]
         command += ["--silent"]
         self._process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT

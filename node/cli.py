@@ -197,6 +197,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.which == "anchor":
+        from node import bench_anchor
+
+        return bench_anchor.run_anchor(args)
     if args.which == "replication":
         from node import bench_replication
 
@@ -511,7 +515,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(func=cmd_export)
 
     bench = sub.add_parser("bench", help="benchmarks that print figures")
-    bench.add_argument("which", choices=["ledger", "api", "compare", "replication"])
+    bench.add_argument("which", choices=["ledger", "api", "compare", "replication", "anchor"])
+    bench.add_argument("--repeat", type=int, default=20, help="anchor: checkpoints per figure")
     bench.add_argument("--count", type=int, default=6000, help="compare: drawdowns per run")
     bench.add_argument(
         "--anvil-count",

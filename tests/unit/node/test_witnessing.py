@@ -10,6 +10,7 @@ import json
 import stat
 import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -852,3 +853,53 @@ def test_upgrade_from_0001_adds_the_witness_tables(db_url: str) -> None:
         engine.dispose()
     assert {"node_witness_state", "node_split_views"}.isdisjoint(names)
     assert "ledger_checkpoints" in names
+
+
+# --------------------------------------------------------------------------- BLS for anchoring
+
+
+def test_witnesses_answer_a_bls_line_the_aggregator_accepts(
+    two_witnesses: tuple[Witness, Witness],
+) -> None:
+    from node.anchoring import Aggregator, validators_of
+    from node.clock import FakeClock
+    from node.witnessing import BlsSigner, WitnessContext
+    from tests.unit.node.test_anchoring import GENESIS, KEYS
+
+    a, b = two_witnesses
+    validators = validators_of(GENESIS)
+    aggregator = Aggregator(GENESIS, {"REGULATOR": KEYS["REGULATOR"]})
+    by_org = {v.org: v for v in validators}
+
+    def context(w: Witness, org: str, key_org: str) -> Callable[[str, str], tuple[int, str]]:
+        ctx = WitnessContext(
+            w.store,
+            w.signer,
+            LOG.verifier,
+            ORIGIN,
+            clock=FakeClock(datetime.fromtimestamp(TS, UTC)),
+            bls=BlsSigner(by_org[org], KEYS[key_org], aggregator.log_id),
+        )
+        return lambda _url, body: ctx.handle(body)[:2]
+
+    # BANK-A signs honestly; BANK-B's node signs with INSURER's key under its own name
+    network = Network(
+        {
+            A_URL: context(a, "BANK-A", "BANK-A"),
+            B_URL: context(b, "BANK-B", "INSURER"),
+            C_URL: Unreachable().post,
+        }
+    )
+    collector = CosignCollector(
+        TREE, ENDPOINTS, LOG.verifier, ORIGIN, post=network.post, validators=validators
+    )
+    merged, sigs = collector.collect(NOTE12)
+    _, cosigners = verify_cosigned(
+        merged, LOG.verifier, [W1.verifier, W2.verifier, W3.verifier], ORIGIN, quorum=2
+    )
+    assert sorted(cosigners) == sorted([W1.name, W2.name])  # BLS lines are not merged in
+    assert "/bls/" not in merged
+    assert sorted(sigs) == ["BANK-A", "BANK-B"]
+    agg = aggregator.aggregate(12, root_at(12, TREE), sigs)
+    assert agg.signers == ("REGULATOR", "BANK-A")  # BANK-B's wrong-key signature dropped
+    assert aggregator.verify(agg)
