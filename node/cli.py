@@ -133,6 +133,8 @@ def cmd_anchor_deploy(args: argparse.Namespace) -> int:
     except (ContractsError, CheckpointError, ValueError) as exc:
         print(f"cannot deploy: {exc}", file=sys.stderr)
         return 2
+    if args.out:
+        Path(args.out).write_text(address + "\n")
     print(address)
     return 0
 
@@ -275,7 +277,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     os.environ["PFNODE_INTERNAL_HOST"] = args.internal_host
     os.environ["PFNODE_WITNESSES"] = ",".join(args.witness)
     os.environ["PFNODE_ANCHOR"] = "" if args.anchor == "off" else args.anchor
-    os.environ["PFNODE_ANCHOR_CONTRACT"] = args.anchor_contract or ""
+    contract = args.anchor_contract or ""
+    if contract.startswith("@"):  # @FILE: the address `pfnode anchor deploy --out` wrote
+        contract = Path(contract[1:]).read_text().strip()
+    os.environ["PFNODE_ANCHOR_CONTRACT"] = contract
     os.environ["PFNODE_ANCHOR_KEY"] = (
         Path(args.anchor_key).read_text().strip() if args.anchor_key else ""
     )
@@ -506,6 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--data", default=str(DEFAULT_DATA), help="a data directory (its genesis)")
     deploy.add_argument("--rpc", required=True, help="the chain's JSON-RPC URL")
     deploy.add_argument("--key", required=True, help="file holding the deployer's hex private key")
+    deploy.add_argument("--out", help="also write the contract's address to this file")
     deploy.set_defaults(func=cmd_anchor_deploy)
 
     export = sub.add_parser("export", help="write a self-contained, verifiable bundle")
