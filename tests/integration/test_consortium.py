@@ -36,6 +36,7 @@ class Consortium:
         self.dirs = init_consortium(root, datetime.now(UTC))
         self.sequencer = ServeProcess(self.dirs["REGULATOR"], None)
         self.followers: dict[str, ServeProcess] = {}
+        self.anchor_args: tuple[str, ...] = ()
 
     def start(self) -> None:
         witnesses = []
@@ -44,6 +45,7 @@ class Consortium:
             self.followers[org] = proc
             witnesses.append(f"{org}={proc.base}")
         self.sequencer.extra = tuple(a for w in witnesses for a in ("--witness", w))
+        self.sequencer.extra += self.anchor_args
         self.sequencer.start().wait_healthy()
         for org, proc in self.followers.items():
             self.start_follower(org)
@@ -208,3 +210,42 @@ def test_witnesses_cosign_and_every_follower_catches_an_equivocating_sequencer(
     assert alarms and alarms[0]["code"] == "SPLIT_VIEW"  # on BANK-B's own flag stream
     for org in consortium.followers:
         assert main(["verify", "--data", str(consortium.dirs[org])]) == 1
+
+
+@pytest.mark.anvil
+def test_checkpoints_are_anchored_with_every_institutions_bls_signature(tmp_path: Path) -> None:
+    from contracts.anchor import AnchorChain
+    from contracts.anvil import AnvilProcess
+    from node.anchoring import log_id_of, min_roles_of, validators_of
+
+    c = Consortium(tmp_path / "consortium")
+    genesis = json.loads((c.dirs["REGULATOR"] / "genesis.json").read_text())
+    with AnvilProcess(accounts=2) as anvil:
+        chain = AnchorChain.connect(anvil.url, anvil.private_keys[0])
+        chain.deploy(log_id_of(genesis), min_roles_of(genesis))
+        for v in validators_of(genesis):
+            chain.register(v.name, v.role, v.public, v.pop)
+        key = tmp_path / "anchor.key"
+        key.write_text(anvil.private_keys[0])
+        c.anchor_args = ("--anchor", anvil.url, "--anchor-contract", chain.address,
+                         "--anchor-key", str(key), "--anchor-every-blocks", "1",
+                         "--anchor-every-seconds", "0.2")
+        c.start()
+        try:
+            with c.client("INSURER") as insurer:
+                insurer.post("/v1/policies", json=demo.policy_body(TODAY)).raise_for_status()
+            deadline, row = time.monotonic() + 30, None
+            while time.monotonic() < deadline:
+                with sqlite3.connect(c.dirs["REGULATOR"] / "ledger.db") as db:
+                    row = db.execute(
+                        "SELECT size, signers FROM node_anchor_checkpoints "
+                        "WHERE tx_hash IS NOT NULL ORDER BY size DESC LIMIT 1"
+                    ).fetchone()
+                if row and len(json.loads(row[1])) == 4:
+                    break
+                time.sleep(0.2)
+            assert row is not None, "nothing was anchored"
+            assert sorted(json.loads(row[1])) == ["BANK-A", "BANK-B", "INSURER", "REGULATOR"]
+            assert row[0] in chain.anchored()
+        finally:
+            c.stop()
