@@ -180,10 +180,10 @@ def test_served_node_anchors_on_anvil_and_verify_anchored_catches_a_rewrite(
             with httpx.Client(headers=auth(tok["BANK-A"]), timeout=30) as client:
                 body = demo.drawdown_body(TODAY, "L-1", "CN-1", recs[1])
                 body["amount"] = "500.00"
-                assert client.post(f"{node.base}/v1/loans", json=body).status_code == 201
-            with Ledger.open(f"sqlite:///{data / 'ledger.db'}") as ledger:
-                size = ledger.size
-            assert size > first
+                drawn = client.post(f"{node.base}/v1/loans", json=body)
+                assert drawn.status_code == 201, drawn.text
+            size = drawn.json()["index"] + 1
+            assert size > first, (size, first, drawn.text)
             _wait_anchored(data / "ledger.db", size)
         finally:
             node.stop()
