@@ -578,6 +578,7 @@ class CoverageIssued(Body):
     indemnity_ratio: Ratio
     beneficiary: OrgId
     valid_to: IsoDate
+    red_buyer_override: Text | None = None  # the insurer's reason to cover a red buyer
 
 
 class CoverageRevoked(Body):
@@ -748,6 +749,55 @@ class KeyRevoked(Body):
     reason: Text
 
 
+# --------------------------------------------------------------------------- credit information
+
+
+def _check_reason_code(value: str) -> str:
+    if not re.fullmatch(r"[A-Z][A-Z0-9_]{0,31}", value):
+        _fail(f"a reason code is 1-32 of A-Z, 0-9, _ (starting with a letter), got {_show(value)}")
+    return value
+
+
+ReasonCode = Annotated[str, AfterValidator(_check_reason_code)]
+
+
+class ConsentGranted(Body):
+    """consent.granted: the exporter authorises `bank` to read its insurance indicators
+    until `valid_until` (signed by its insurer on its behalf; see node.credit)."""
+
+    consent_id: Identifier
+    exporter_id: Uscc
+    bank: OrgId
+    scope: Literal["insurance_indicators"]
+    valid_until: IsoDate
+
+
+class ConsentRevoked(Body):
+    """consent.revoked: the exporter withdraws a consent before its end."""
+
+    consent_id: Identifier
+    reason: Text
+
+
+class BuyerRated(Body):
+    """buyer.rated: the insurer's risk light for a buyer, with reason codes."""
+
+    buyer_code: Identifier
+    buyer_country: Country
+    light: Literal["green", "yellow", "red"]
+    reasons: Annotated[
+        tuple[ReasonCode, ...], BeforeValidator(_as_tuple), Field(min_length=1, max_length=8)
+    ]
+    note: Text | None = None
+
+
+class IndicatorsRead(Body):
+    """indicators.read: a bank read an exporter's indicators under a consent (the access log)."""
+
+    exporter_id: Uscc
+    consent_id: Identifier
+
+
 # --------------------------------------------------------------------------- registry
 
 BODY_MODELS: Final[Mapping[str, type[Body]]] = MappingProxyType(
@@ -767,6 +817,10 @@ BODY_MODELS: Final[Mapping[str, type[Body]]] = MappingProxyType(
         "org.added": OrgAdded,
         "key.added": KeyAdded,
         "key.revoked": KeyRevoked,
+        "consent.granted": ConsentGranted,
+        "consent.revoked": ConsentRevoked,
+        "buyer.rated": BuyerRated,
+        "indicators.read": IndicatorsRead,
     }
 )
 """Entry type name -> the model of its body."""

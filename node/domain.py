@@ -354,6 +354,7 @@ class Changes:
     flags: list[dict[str, Any]] = field(default_factory=list)
     receivable_events: list[dict[str, Any]] = field(default_factory=list)
     notices: list[dict[str, Any]] = field(default_factory=list)
+    credit: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # node.credit.drain
 
     def is_empty(self) -> bool:
         return not (self.loans or self.flags or self.receivable_events or self.notices)

@@ -40,14 +40,15 @@ class NodeError(Exception):
 class Forbidden(NodeError):
     """403: the signing organisation's role may not sign this entry type."""
 
-    def __init__(self, org: str, role: str, entry_type: str) -> None:
+    def __init__(self, org: str, role: str, entry_type: str, *, detail: str | None = None) -> None:
         super().__init__(org, role, entry_type)
         self.org = org
         self.role = role
         self.entry_type = entry_type
+        self.detail = detail  # why, when it is not the role (e.g. a missing consent)
 
     def __str__(self) -> str:
-        return f"{self.org} ({self.role}) may not sign {self.entry_type}"
+        return self.detail or f"{self.org} ({self.role}) may not sign {self.entry_type}"
 
 
 class NotFound(NodeError):
@@ -65,9 +66,10 @@ class NotFound(NodeError):
 class Conflict(NodeError):
     """409: the entry conflicts with the ledger's state; ``reason`` says how."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, field: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.field = field  # the body field the conflict is about, when there is one
 
     def __str__(self) -> str:
         return self.reason

@@ -363,6 +363,45 @@ class FollowerNode:
         flags: list[dict[str, Any]] = self._sync_get("/v1/flags", params)
         return flags
 
+    def latest_anchor(self) -> dict[str, Any]:
+        anchor: dict[str, Any] = self._sync_get("/v1/ledger/anchor")
+        return anchor
+
+    def buyer_light(self, buyer_code: str) -> dict[str, Any]:
+        light: dict[str, Any] = self._sync_get(f"/v1/buyers/{buyer_code}/light")
+        return light
+
+    async def exporter_indicators(
+        self, caller: Caller, exporter_id: str, access: str | None = None
+    ) -> dict[str, Any]:
+        """This node signs the read (indicators.read, with its institution's key) and forwards
+        it, then asks the sequencer for the indicators under that recorded read."""
+        if access is not None:
+            raise NotFound("indicators.read", access)  # only the sequencer answers by access
+        today = self.clock.now().date().isoformat()
+        log_ = await self._get_or_post("GET", f"/v1/exporters/{exporter_id}/access-log")
+        live = [
+            c for c in log_["consents"]
+            if c["status"] == "granted" and c["valid_until"] >= today
+        ]  # fmt: skip
+        if not live:
+            raise Forbidden(
+                caller.org, caller.role, "indicators.read",
+                detail=f"consent missing: exporter {exporter_id} has not authorised {caller.org}",
+            )  # fmt: skip
+        body = {"exporter_id": exporter_id.upper(), "consent_id": live[-1]["consent_id"]}
+        receipt = await self.submit(caller, "indicators.read", body)
+        answer: dict[str, Any] = await self._get_or_post(
+            "GET",
+            f"/v1/exporters/{exporter_id}/indicators",
+            params={"access": receipt.entry_hash.hex()},
+        )
+        return answer
+
+    def access_log(self, caller: Caller, exporter_id: str) -> dict[str, Any]:
+        log_: dict[str, Any] = self._sync_get(f"/v1/exporters/{exporter_id}/access-log")
+        return log_
+
     def receivable_history(self, caller: Caller, key: str) -> list[dict[str, Any]]:
         raise Forbidden(caller.org, caller.role, "regulator reads")
 

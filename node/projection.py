@@ -110,11 +110,71 @@ class NoticeRow(SQLModel, table=True):
     idx: int = Field(sa_type=sa.BigInteger)
 
 
+class ConsentRow(SQLModel, table=True):
+    __tablename__ = "node_consents"
+    consent_id: str = Field(primary_key=True, max_length=64)
+    exporter_id: str = Field(max_length=32, index=True)
+    bank: str = Field(max_length=64, index=True)
+    insurer: str = Field(max_length=64)
+    valid_until: str = Field(max_length=10)
+    status: str = Field(max_length=8)
+    granted_hash: str = Field(max_length=64)
+    revoked_hash: str | None = Field(default=None, max_length=64)
+    idx: int = Field(sa_type=sa.BigInteger)
+
+
+class BuyerLightRow(SQLModel, table=True):
+    __tablename__ = "node_buyer_lights"
+    buyer_key: str = Field(primary_key=True, max_length=256)
+    buyer_code: str = Field(max_length=256)
+    country: str | None = Field(default=None, max_length=2)
+    light: str = Field(max_length=8)
+    since: str | None = Field(default=None, max_length=24)
+    why: list[dict[str, Any]] = Field(sa_type=sa.JSON)
+
+
+class ExporterIndicatorsRow(SQLModel, table=True):
+    __tablename__ = "node_exporter_indicators"
+    exporter_id: str = Field(primary_key=True, max_length=32)
+    data: dict[str, Any] = Field(sa_type=sa.JSON)
+
+
+class IndicatorReadRow(SQLModel, table=True):
+    __tablename__ = "node_indicator_reads"
+    entry_hash: str = Field(primary_key=True, max_length=64)
+    bank: str = Field(max_length=64)
+    exporter_id: str = Field(max_length=32, index=True)
+    consent_id: str = Field(max_length=64)
+    idx: int = Field(sa_type=sa.BigInteger)
+    ts: str = Field(max_length=24)
+
+
+class AlertEventRow(SQLModel, table=True):
+    """An alert event of a committed entry (node.credit), for node.alerts to deliver."""
+
+    __tablename__ = "node_alert_events"
+    id: int | None = Field(default=None, primary_key=True)
+    idx: int = Field(sa_type=sa.BigInteger, index=True)
+    entry_hash: str = Field(max_length=64)
+    kind: str = Field(max_length=16)
+    buyer_key: str = Field(max_length=256, index=True)
+    buyer_code: str = Field(max_length=256)
+    country: str | None = Field(default=None, max_length=2)
+    exporter_id: str | None = Field(default=None, max_length=32)
+    visible_to: list[str] = Field(sa_type=sa.JSON)
+    data: dict[str, Any] = Field(sa_type=sa.JSON)
+    ts: str = Field(max_length=24)
+
+
 NODE_TABLES: Final[list[sa.Table]] = [
     t.__table__  # type: ignore[attr-defined,union-attr]
-    for t in (LoanRow, FlagRow, ReceivableEventRow, NoticeRow)
-]
-T_LOANS, T_FLAGS, T_EVENTS, T_NOTICES = NODE_TABLES
+    for t in (
+        LoanRow, FlagRow, ReceivableEventRow, NoticeRow,
+        ConsentRow, BuyerLightRow, ExporterIndicatorsRow, IndicatorReadRow, AlertEventRow,
+    )
+]  # fmt: skip
+T_LOANS, T_FLAGS, T_EVENTS, T_NOTICES = NODE_TABLES[:4]
+T_CONSENTS, T_LIGHTS, T_INDICATORS, T_READS, T_ALERTS = NODE_TABLES[4:]
 
 
 # --------------------------------------------------------------------------- writing
@@ -151,6 +211,61 @@ def write_changes(conn: Connection, changes: Changes) -> None:
     _upsert(conn, T_FLAGS, [_to_db(r) for r in changes.flags])
     _insert_new(conn, T_EVENTS, [_to_db(r) for r in changes.receivable_events])
     _upsert(conn, T_NOTICES, [_to_db(r) for r in changes.notices])
+    credit = changes.credit
+    _upsert(conn, T_CONSENTS, credit.get("consents", []))
+    _upsert(conn, T_LIGHTS, credit.get("lights", []))
+    _upsert(conn, T_INDICATORS, credit.get("indicators", []))
+    _insert_new(conn, T_READS, credit.get("reads", []))
+    if credit.get("alerts"):
+        conn.execute(sa.insert(T_ALERTS), credit["alerts"])
+
+
+# --------------------------------------------------------------------------- credit reads
+
+
+def get_light(conn: Connection, buyer_code: str) -> dict[str, Any] | None:
+    query = sa.select(T_LIGHTS).where(T_LIGHTS.c.buyer_key == normalise_id(buyer_code))
+    rows = _rows(conn, query)
+    return rows[0] if rows else None
+
+
+def get_live_consent(
+    conn: Connection, bank: str, exporter_id: str, on: str
+) -> dict[str, Any] | None:
+    """The bank's newest consent from the exporter that is granted and not past (on: ISO date)."""
+    query = (
+        sa.select(T_CONSENTS)
+        .where(
+            T_CONSENTS.c.bank == bank,
+            T_CONSENTS.c.exporter_id == exporter_id,
+            T_CONSENTS.c.status == "granted",
+            T_CONSENTS.c.valid_until >= on,
+        )
+        .order_by(T_CONSENTS.c.idx.desc())
+    )
+    rows = _rows(conn, query)
+    return rows[0] if rows else None
+
+
+def get_indicators(conn: Connection, exporter_id: str) -> dict[str, Any] | None:
+    row = conn.execute(
+        sa.select(T_INDICATORS.c.data).where(T_INDICATORS.c.exporter_id == exporter_id)
+    ).scalar()
+    return dict(row) if row is not None else None
+
+
+def list_indicator_reads(conn: Connection, exporter_id: str) -> list[dict[str, Any]]:
+    query = sa.select(T_READS).where(T_READS.c.exporter_id == exporter_id).order_by(T_READS.c.idx)
+    return _rows(conn, query)
+
+
+def list_consents(conn: Connection, exporter_id: str) -> list[dict[str, Any]]:
+    query = (
+        sa.select(T_CONSENTS)
+        .where(T_CONSENTS.c.exporter_id == exporter_id)
+        .order_by(T_CONSENTS.c.idx)
+    )
+    return _rows(conn, query)
 
 
 # --------------------------------------------------------------------------- reading

@@ -48,13 +48,17 @@ from node.bodies import (
     BODY_MODELS,
     AssignmentRegistered,
     Body,
+    BuyerRated,
     ClaimLossNotified,
     ClaimPaid,
+    ConsentGranted,
+    ConsentRevoked,
     CoverageIssued,
     CoverageRevoked,
     FinancingReserved,
     FlagResolved,
     FxRate,
+    IndicatorsRead,
     LimitApproved,
     LoanDrawdown,
     LoanRepayment,
@@ -62,6 +66,7 @@ from node.bodies import (
     PolicyRegistered,
     Receivable,
 )
+from node.credit import ConsentRecord, CreditState, add_amount, red_buyer_flag
 from node.domain import (
     ASSIGNMENT_CONFLICT,
     AssignmentRecord,
@@ -102,9 +107,10 @@ ROLE_ENTRY_TYPES: Final[Mapping[str, frozenset[str]]] = {
     "insurer": frozenset(
         t
         for t in BODY_MODELS
-        if t.split(".")[0] in ("policy", "limit", "assignment", "coverage", "claim")
+        if t.split(".")[0]
+        in ("policy", "limit", "assignment", "coverage", "claim", "consent", "buyer")
     ),
-    "bank": frozenset({"financing.reserved", "loan.drawdown", "loan.repayment"}),
+    "bank": frozenset({"financing.reserved", "loan.drawdown", "loan.repayment", "indicators.read"}),
     "regulator": frozenset(
         t
         for t in BODY_MODELS
@@ -142,6 +148,7 @@ class State:
         self.fx_rates: dict[tuple[str, str], list[tuple[date, Decimal]]] = {}
         self.flags: dict[str, FlagRecord] = {}
         self.history: dict[Fingerprint, list[ReceivableEvent]] = {}
+        self.credit = CreditState()
         self._changed_loans: dict[LoanKey, None] = {}
         self._changed_flags: dict[str, None] = {}
         self._changed_notices: dict[Fingerprint, None] = {}
@@ -158,6 +165,7 @@ class State:
             flags=[_flag_row(self.flags[k]) for k in self._changed_flags],
             receivable_events=self._events,
             notices=[_notice_row(self.notices[k]) for k in self._changed_notices],
+            credit=self.credit.drain(self.loans),
         )
         self._changed_loans, self._changed_flags, self._changed_notices = {}, {}, {}
         self._events = []
@@ -185,7 +193,9 @@ class State:
             "flags": self.flags,
             "history": self.history,
         }
-        return {name: _jsonable(value) for name, value in parts.items()}
+        return {name: _jsonable(value) for name, value in parts.items()} | {
+            "credit": self.credit.snapshot()
+        }
 
     # ----------------------------------------------------------------- changes
 
@@ -360,6 +370,22 @@ def process_limit_approved(
 ) -> Verdict:
     verdict = check_limit_approved(state, ctx, body, block_time)
     buyer_key = normalise_id(body.buyer_code)
+    previous = state.limits.get((normalise_id(body.policy_no), buyer_key))
+    cut = (
+        previous is not None
+        and previous.currency == body.currency
+        and body.amount < previous.amount
+    )
+    if cut:
+        state.credit.signal(
+            ctx, buyer_key, body.buyer_code, "yellow", "LIMIT_CUT", body.buyer_country
+        )
+    policy = state.policies[normalise_id(body.policy_no)]
+    state.credit.alert(
+        ctx, "limit", body.buyer_code, body.buyer_country, policy.exporter_id, [ctx.org],
+        {"policy_no": body.policy_no, "currency": body.currency, "amount": str(body.amount),
+         "previous": str(previous.amount) if previous else None, "cut": cut},
+    )  # fmt: skip
     state.limits[(normalise_id(body.policy_no), buyer_key)] = LimitRecord(
         buyer_key, body.buyer_code, body.buyer_country, body.currency, body.amount,
         body.valid_to, ctx.hash_hex,
@@ -415,6 +441,14 @@ def check_coverage_issued(
         raise _unprocessable("exporter_id", "must be the exporter of the policy")
     if state.orgs.get(body.beneficiary) != "bank":
         raise _unprocessable("beneficiary", f"{body.beneficiary!r} is not a bank of the consortium")
+    buyer_key = normalise_id(body.buyer_code)
+    if state.credit.is_red(buyer_key) and not body.red_buyer_override:
+        light = state.credit.lights[buyer_key]
+        raise Conflict(
+            f"buyer {body.buyer_code!r} is red ({red_buyer_flag(light).detail}): "
+            "give red_buyer_override with the reason to cover it anyway",
+            field="buyer_code",
+        )
     return ACCEPTED
 
 
@@ -452,6 +486,8 @@ def process_coverage_issued(
             ctx.index,
         )  # fmt: skip
     )
+    limit = state.limits.get((normalise_id(body.policy_no), normalise_id(body.buyer_code)))
+    state.credit.add_notice(state.notices[keys.k3], limit.buyer_country if limit else None)
     record_events(state, ctx, keys.exact, "accepted")
     return verdict
 
@@ -491,6 +527,23 @@ def process_claim(
     for _, fp in notice.keys.exact:
         state.defaults.setdefault(fp, DefaultRecord(ctx.entry_type, ctx.hash_hex, ctx.ts))
     record_events(state, ctx, notice.keys.exact, "accepted")
+    facts = state.credit.facts(notice.exporter_id)
+    if isinstance(body, ClaimPaid):
+        facts.claims_count += 1
+        add_amount(facts.claims, body.currency, body.amount)
+        light, reason = "red", "CLAIM_PAID"
+    else:
+        facts.losses_count += 1
+        add_amount(facts.losses, body.currency, body.amount)
+        light, reason = "yellow", "LOSS_NOTIFIED"
+        limit = state.limits.get((notice.policy_key, notice.buyer_key))
+        state.credit.alert(
+            ctx, "loss", notice.buyer_code, limit.buyer_country if limit else None,
+            notice.exporter_id, [notice.insurer, notice.beneficiary],
+            {"notice_no": notice.notice_no, "currency": body.currency,
+             "amount": str(body.amount), "date": body.date.isoformat()},
+        )  # fmt: skip
+    state.credit.signal(ctx, notice.buyer_key, notice.buyer_code, light, reason)  # type: ignore[arg-type]
     return verdict
 
 
@@ -566,19 +619,42 @@ def check_loan_drawdown(
     state: State, ctx: EntryContext, body: LoanDrawdown, block_time: datetime
 ) -> Verdict:
     drawing = get_loan_drawing(state, ctx, body)
-    return Verdict.of(evaluate_drawdown(state, drawing, block_time))
+    return drawdown_verdict(state, drawing, block_time)
+
+
+def drawdown_verdict(state: State, drawing: Drawing, block_time: datetime) -> Verdict:
+    """The rules' verdict, with a BUYER_RED warning when the notice's buyer is red."""
+    flags = list(evaluate_drawdown(state, drawing, block_time))
+    notice = drawing.notice
+    if notice is not None and state.credit.is_red(notice.buyer_key):
+        flags.append(red_buyer_flag(state.credit.lights[notice.buyer_key]))
+    return Verdict.of(flags)
 
 
 def process_loan_drawdown(
     state: State, ctx: EntryContext, body: LoanDrawdown, block_time: datetime
 ) -> Verdict:
     drawing = get_loan_drawing(state, ctx, body)
-    verdict = Verdict.of(evaluate_drawdown(state, drawing, block_time))
-    insurer = drawing.notice.insurer if drawing.notice is not None else None
+    verdict = drawdown_verdict(state, drawing, block_time)
+    notice = drawing.notice
+    insurer = notice.insurer if notice is not None else None
     record_flags(state, ctx, verdict.flags, ctx.org, insurer)
     record_events(state, ctx, drawing.keys.exact, verdict.status)
+    if notice is not None and not verdict.accepted:
+        state.credit.signal(ctx, notice.buyer_key, notice.buyer_code, "yellow", "CRITICAL_FLAG")
+    if notice is not None:
+        limit = state.limits.get((notice.policy_key, notice.buyer_key))
+        for flag in verdict.flags:
+            state.credit.alert(
+                ctx, "flag", notice.buyer_code, limit.buyer_country if limit else None,
+                notice.exporter_id, [],
+                {**flag.to_json(), "flag_id": flag_id(ctx.entry_hash, flag.code),
+                 "bank": ctx.org, "insurer": notice.insurer},
+            )  # fmt: skip
     if verdict.accepted:
         apply_loan(state, ctx, body, drawing)
+        assert notice is not None
+        state.credit.facts(notice.exporter_id).loans[(ctx.org, normalise_id(body.loan_id))] = None
     return verdict
 
 
@@ -635,6 +711,9 @@ def process_loan_repayment(
     loan = get_own_loan(state, ctx, body.loan_id)
     state.put_loan(dataclasses.replace(loan, outstanding=loan.outstanding - body.amount))
     record_events(state, ctx, loan.keys.exact, "accepted")
+    notice = state.notices.get(loan.notice_key)
+    if notice is not None:
+        state.credit.facts(notice.exporter_id)  # its open financing changed
     return verdict
 
 
@@ -723,6 +802,122 @@ def process_membership(
     return ACCEPTED
 
 
+# --------------------------------------------------------------------------- credit information
+
+
+def check_consent_granted(
+    state: State, ctx: EntryContext, body: ConsentGranted, block_time: datetime
+) -> Verdict:
+    if normalise_id(body.consent_id) in state.credit.consents:
+        raise Conflict(f"consent {body.consent_id!r} is already granted", field="consent_id")
+    if state.orgs.get(body.bank) != "bank":
+        raise _unprocessable("bank", f"{body.bank!r} is not a bank of the consortium")
+    exporter = normalise_id(body.exporter_id)
+    if not any(
+        p.insurer == ctx.org and normalise_id(p.exporter_id) == exporter
+        for p in state.policies.values()
+    ):
+        raise _unprocessable(
+            "exporter_id", "no policy of this insurer insures that exporter: it cannot consent"
+        )
+    if body.valid_until < block_time.date():
+        raise _unprocessable("valid_until", "is in the past")
+    return ACCEPTED
+
+
+def process_consent_granted(
+    state: State, ctx: EntryContext, body: ConsentGranted, block_time: datetime
+) -> Verdict:
+    verdict = check_consent_granted(state, ctx, body, block_time)
+    state.credit.put_consent(
+        ConsentRecord(
+            body.consent_id,
+            body.exporter_id,
+            body.bank,
+            ctx.org,
+            body.valid_until,
+            ctx.hash_hex,
+            ctx.index,
+        )  # fmt: skip
+    )
+    return verdict
+
+
+def get_own_consent(state: State, ctx: EntryContext, consent_id: str) -> ConsentRecord:
+    consent = state.credit.consents.get(normalise_id(consent_id))
+    if consent is None:
+        raise NotFound("consent", consent_id)
+    if consent.insurer != ctx.org:
+        raise Forbidden(ctx.org, ctx.role, ctx.entry_type)
+    return consent
+
+
+def check_consent_revoked(
+    state: State, ctx: EntryContext, body: ConsentRevoked, block_time: datetime
+) -> Verdict:
+    if get_own_consent(state, ctx, body.consent_id).revoked_hash is not None:
+        raise Conflict(f"consent {body.consent_id!r} is already revoked", field="consent_id")
+    return ACCEPTED
+
+
+def process_consent_revoked(
+    state: State, ctx: EntryContext, body: ConsentRevoked, block_time: datetime
+) -> Verdict:
+    verdict = check_consent_revoked(state, ctx, body, block_time)
+    consent = get_own_consent(state, ctx, body.consent_id)
+    state.credit.put_consent(dataclasses.replace(consent, revoked_hash=ctx.hash_hex))
+    return verdict
+
+
+def check_buyer_rated(
+    state: State, ctx: EntryContext, body: BuyerRated, block_time: datetime
+) -> Verdict:
+    return ACCEPTED
+
+
+def process_buyer_rated(
+    state: State, ctx: EntryContext, body: BuyerRated, block_time: datetime
+) -> Verdict:
+    state.credit.rate(ctx, body.buyer_code, body.buyer_country, body.light, body.reasons)
+    return ACCEPTED
+
+
+def check_indicators_read(
+    state: State, ctx: EntryContext, body: IndicatorsRead, block_time: datetime
+) -> Verdict:
+    consent = state.credit.consents.get(normalise_id(body.consent_id))
+    live = (
+        consent is not None
+        and consent.bank == ctx.org
+        and normalise_id(consent.exporter_id) == normalise_id(body.exporter_id)
+        and consent.is_live(block_time.date())
+    )
+    if not live:
+        raise Forbidden(
+            ctx.org, ctx.role, ctx.entry_type,
+            detail=f"no live consent of exporter {body.exporter_id} for {ctx.org}: "
+            "the exporter's insurer must record consent.granted first",
+        )  # fmt: skip
+    return ACCEPTED
+
+
+def process_indicators_read(
+    state: State, ctx: EntryContext, body: IndicatorsRead, block_time: datetime
+) -> Verdict:
+    verdict = check_indicators_read(state, ctx, body, block_time)
+    state.credit.reads.append(
+        {
+            "entry_hash": ctx.hash_hex,
+            "bank": ctx.org,
+            "exporter_id": body.exporter_id,
+            "consent_id": body.consent_id,
+            "idx": ctx.index,
+            "ts": format_ts(ctx.ts),
+        }
+    )
+    return verdict
+
+
 Transition = Callable[[State, EntryContext, Any, datetime], Verdict]
 
 TRANSITIONS: Final[Mapping[str, tuple[Transition, Transition]]] = {
@@ -741,6 +936,10 @@ TRANSITIONS: Final[Mapping[str, tuple[Transition, Transition]]] = {
     "org.added": (check_membership, process_membership),
     "key.added": (check_membership, process_membership),
     "key.revoked": (check_membership, process_membership),
+    "consent.granted": (check_consent_granted, process_consent_granted),
+    "consent.revoked": (check_consent_revoked, process_consent_revoked),
+    "buyer.rated": (check_buyer_rated, process_buyer_rated),
+    "indicators.read": (check_indicators_read, process_indicators_read),
 }
 """Entry type -> (check_*, process_*)."""
 

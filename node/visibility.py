@@ -30,11 +30,11 @@ from node.state import State
 
 EVERYONE = "*"
 MAY_SIGN: Mapping[str, tuple[str, ...]] = {
-    "insurer": ("policy.", "limit.", "assignment.", "coverage.", "claim."),
-    "bank": ("financing.reserved", "loan.drawdown", "loan.repayment"),
+    "insurer": ("policy.", "limit.", "assignment.", "coverage.", "claim.", "consent.", "buyer."),
+    "bank": ("financing.reserved", "loan.drawdown", "loan.repayment", "indicators.read"),
     "regulator": ("org.", "key.", "fx.rate", "flag.resolved"),
 }
-PUBLIC_TYPES = ("fx.rate", "org.added", "key.added", "key.revoked")
+PUBLIC_TYPES = ("fx.rate", "org.added", "key.added", "key.revoked", "buyer.rated")
 
 
 class EntryPartyRow(SQLModel, table=True):
@@ -75,6 +75,10 @@ class PartyOracle(Protocol):
 
     def flag_bank(self, flag_id: str) -> str | None: ...
 
+    def consent_parties(self, consent_id: str) -> tuple[str, str] | None:
+        """(insurer, bank) of a consent."""
+        ...
+
 
 def insurer_of(entry: SignedEntry, oracle: PartyOracle) -> str | None:
     """The insurer of the notice an entry names (for routing its flags)."""
@@ -107,6 +111,13 @@ def parties_of(entry: SignedEntry, oracle: PartyOracle) -> set[str]:
             parties.add(bank)
     if kind == "claim.paid" and body.get("bank"):
         parties.add(str(body["bank"]))
+    if kind == "consent.granted":
+        parties.add(str(body.get("bank")))
+    elif kind in ("consent.revoked", "indicators.read"):
+        # the bank learns its consent ended; the exporter's insurer sees every read of it
+        consent = oracle.consent_parties(str(body.get("consent_id")))
+        if consent is not None:
+            parties.update(consent)
     if isinstance(notice_no, str):
         notice = oracle.notice_parties(notice_no)
         if notice is not None:
@@ -236,6 +247,10 @@ class StateOracle:
     def flag_bank(self, flag_id: str) -> str | None:
         record = self.state.flags.get(flag_id)
         return record.bank if record else None
+
+    def consent_parties(self, consent_id: str) -> tuple[str, str] | None:
+        consent = self.state.credit.consents.get(normalise_id(consent_id))
+        return (consent.insurer, consent.bank) if consent else None
 
 
 def state_oracle(state: State) -> StateOracle:

@@ -6,7 +6,7 @@ import json
 import sqlite3
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -249,3 +249,36 @@ def test_checkpoints_are_anchored_with_every_institutions_bls_signature(tmp_path
             assert row[0] in chain.anchored()
         finally:
             c.stop()
+
+
+def test_a_bank_reads_an_exporters_indicators_through_its_own_node(
+    consortium: Consortium,
+) -> None:
+    """BANK-A's node signs the read with BANK-A's key; the sequencer answers under it."""
+    original = demo.receivable(TODAY, "INV-2026-0117", "COSU6281550")
+    exporter = demo.EXPORTER
+    with consortium.client("INSURER") as insurer:
+        insurer.post("/v1/policies", json=demo.policy_body(TODAY)).raise_for_status()
+        insurer.post("/v1/policies/SINO-2026-0001/limits",
+                     json=demo.limit_body(TODAY)).raise_for_status()
+        insurer.post("/v1/coverage-notices", json=demo.notice_body(
+            TODAY, "CN-0001", "BANK-A", original)).raise_for_status()
+        insurer.post("/v1/consents", json={
+            "consent_id": "C-1", "exporter_id": exporter, "bank": "BANK-A",
+            "scope": "insurance_indicators",
+            "valid_until": (TODAY + timedelta(days=30)).isoformat(),
+        }).raise_for_status()  # fmt: skip
+    with consortium.client("BANK-A") as bank_a:
+        got = bank_a.get(f"/v1/exporters/{exporter}/indicators")
+    assert got.status_code == 200, got.text
+    answer = got.json()
+    assert answer["indicators"]["insured"]["total"] == {"USD": original["amount"]}
+    with consortium.client("BANK-B") as bank_b:
+        refused = bank_b.get(f"/v1/exporters/{exporter}/indicators")
+    assert refused.status_code == 403
+    assert "consent missing" in refused.json()["detail"]
+    with consortium.client("INSURER") as insurer:
+        log = insurer.get(f"/v1/exporters/{exporter}/access-log").json()
+    assert [(r["bank"], r["entry_hash"]) for r in log["reads"]] == [
+        ("BANK-A", answer["access"]["entry_hash"])
+    ]

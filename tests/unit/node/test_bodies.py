@@ -148,6 +148,21 @@ VALID: dict[str, dict[str, Any]] = {
     },
     "key.added": {"org_id": "BANK-C", "key_id": "BANK-C/2", "public_key": KEY_B},
     "key.revoked": {"org_id": "BANK-C", "key_id": "BANK-C/1", "reason": "HSM replaced"},
+    "consent.granted": {
+        "consent_id": "CONSENT-7",
+        "exporter_id": EXPORTER,
+        "bank": "BANK-A",
+        "scope": "insurance_indicators",
+        "valid_until": "2027-06-30",
+    },
+    "consent.revoked": {"consent_id": "CONSENT-7", "reason": "exporter withdrew"},
+    "buyer.rated": {
+        "buyer_code": "US-BUYER-001",
+        "buyer_country": "US",
+        "light": "yellow",
+        "reasons": ["PAYMENT_DELAY", "RATING_REVIEW"],
+    },
+    "indicators.read": {"exporter_id": EXPORTER, "consent_id": "CONSENT-7"},
 }
 
 _DELETE = object()

@@ -326,9 +326,10 @@ def test_receivable_in_default_on_the_notice(world: World) -> None:
 def test_receivable_in_default_via_another_notice_with_the_same_invoice(world: World) -> None:
     world.issue("N-A1", "BANK-A")
     world.submit("INSURER", "claim.paid", {**claim("N-A1"), "bank": "BANK-A"})
-    notice_b = world.issue("N-B1", "BANK-B")
+    # the claim paid made the buyer red: covering it again takes the insurer's override
+    notice_b = world.issue("N-B1", "BANK-B", red_buyer_override="re-underwritten after review")
     verdict = world.submit("BANK-B", "loan.drawdown", drawdown_for("L1", notice_b))
-    assert codes(verdict) == [("RECEIVABLE_IN_DEFAULT", CRIT)]
+    assert codes(verdict) == [("RECEIVABLE_IN_DEFAULT", CRIT), ("BUYER_RED", "warning")]
     assert verdict.flags[0].data["keys"] == ["K1", "K2"]
     assert verdict.flags[0].data["event"] == "claim.paid"
 
