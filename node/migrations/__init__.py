@@ -58,6 +58,7 @@ from sqlmodel.sql.sqltypes import AutoString
 from chain.errors import StorageError
 from chain.replica import REPLICA_TABLES
 from chain.storage import LEDGER_TABLES, make_engine, normalise_url
+from node.alerts import ALERT_TABLES
 from node.anchoring import ANCHOR_TABLES
 from node.cluster import T_LEADER
 from node.projection import NODE_TABLES
@@ -86,6 +87,7 @@ PFNODE_TABLES: Final[tuple[sa.Table, ...]] = (
     *WITNESS_TABLES,
     *REPLICA_TABLES,
     *ANCHOR_TABLES,
+    *ALERT_TABLES,
 )
 TABLE_NAMES: Final = frozenset(t.name for t in PFNODE_TABLES)
 MIGRATION_LOCK_KEY: Final = 0x7066_6D69_6772  # "pfmigr", apart from the writer's lock
