@@ -11,6 +11,7 @@ the closures below at runtime, and they name local dependencies.)
 """
 
 import json
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -32,6 +33,12 @@ from node.errors import FieldProblem, InvalidBody
 from node.service import Caller, Node, Role
 
 MAX_BODY_BYTES = 256 * 1024
+MAX_JSON_DEPTH = 32
+"""Deepest nesting of arrays and objects read (an entry envelope needs 5). The check runs on
+the bytes before any parser: with the recursion limit some libraries raise at import
+(py_ecc: 100,000), a parser would overflow the C stack on a deep body and kill the process."""
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_JSON_BRACKET = re.compile(rb"[\[\]{}]")
 
 
 async def get_node(request: Request) -> Node:
@@ -150,24 +157,47 @@ def _no_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not JSON")
 
 
+def is_nested_deeper(data: bytes, limit: int) -> bool:
+    """True if the JSON text ``data`` nests arrays and objects more than ``limit`` deep.
+
+    Iterative, on the bytes: strings are cut out first (a bracket in a string does not
+    nest), then the brackets left are counted. Malformed text is the parser's business.
+    """
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return False
+    depth = 0
+    for bracket in _JSON_BRACKET.findall(_JSON_STRING.sub(b"", data)):
+        depth += 1 if bracket in (b"[", b"{") else -1
+        if depth > limit:
+            return True
+    return False
+
+
 async def raw_body(request: Request) -> bytes:
-    """The request's bytes: JSON media type (or none), at most MAX_BODY_BYTES."""
+    """The request's bytes: JSON media type (or none), at most MAX_BODY_BYTES, nested at most
+    MAX_JSON_DEPTH deep. A body longer than the limit is refused as soon as it is, unread."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type and media_type != "application/json" and not media_type.endswith("+json"):
         raise UnsupportedMediaType(f"send application/json, not {media_type}")
+    too_large = PayloadTooLarge(f"the body may be at most {MAX_BODY_BYTES} bytes")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"the body may be at most {MAX_BODY_BYTES} bytes")
-    data = await request.body()
-    if len(data) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"the body may be at most {MAX_BODY_BYTES} bytes")
-    return data
+        raise too_large
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > MAX_BODY_BYTES:
+            raise too_large
+    if is_nested_deeper(bytes(data), MAX_JSON_DEPTH):
+        raise MalformedJson(f"the request body nests arrays or objects over {MAX_JSON_DEPTH} deep")
+    return bytes(data)
 
 
 async def json_object(data: Annotated[bytes, Depends(raw_body)]) -> dict[str, Any]:
     """The body as a JSON object. Numbers stay numbers: node.bodies refuses them by field."""
-    try:
-        value = json.loads(data, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
+    try:  # UTF-8 only, no byte order mark (RFC 8259 section 8.1), as POST /entries reads it
+        text = data.decode("utf-8")
+        value = json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, duplicates
         raise MalformedJson(f"the request body is not valid JSON: {exc}") from None
     if not isinstance(value, dict):

@@ -24,7 +24,9 @@ nearest class in the exception's MRO, and so does ``kind_of``)::
     ├── EntryError                 422  field "entry", "entry.ts", "entry.<field>" or "sig"
     │   └── DuplicateNonce         409
     ├── MerkleError                422
-    └── StorageError               503
+    └── StorageError               503  a fixed detail (the node's log has the cause)
+    SQLAlchemy OperationalError,   503  as StorageError: a database that cannot be reached,
+      TimeoutError (pool)               a full disk, a read-only file, met outside a block
     FastAPI RequestValidationError 422  (400 for undecodable JSON); field = loc without
                                         its "body"/"query"/"path" head
     Starlette HTTPException        its status (404 unknown route, 405 with Allow)
@@ -46,6 +48,8 @@ from typing import Any, ClassVar
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -178,8 +182,11 @@ TABLE: Mapping[type[Exception], ProblemKind] = {
     MerkleError: ProblemKind(422, "invalid-proof-request", "Invalid proof request"),
     StorageError: ProblemKind(503, "storage-unavailable", "Storage unavailable"),
     ChainError: ProblemKind(500, "ledger-error", "Ledger error"),
+    OperationalError: ProblemKind(503, "storage-unavailable", "Storage unavailable"),
+    PoolTimeout: ProblemKind(503, "storage-unavailable", "Storage unavailable"),
 }
 VALIDATION = ProblemKind(422, "invalid-request", "Invalid request")
+STORAGE_DETAIL = "the ledger's storage failed; this request was not recorded: send it again"
 INTERNAL = ProblemKind(500, None, "Internal Server Error")
 
 
@@ -214,6 +221,8 @@ def entry_field(exc: ChainError) -> str:
 def field_problems(exc: Exception) -> tuple[FieldProblem, ...]:
     if isinstance(exc, Unprocessable):
         return exc.problems
+    if isinstance(exc, Conflict) and exc.field is not None:
+        return (FieldProblem(exc.field, exc.reason),)
     if isinstance(exc, EncodingError):
         return (FieldProblem("", str(exc)),)
     if isinstance(exc, SignatureError | EntryError) and not isinstance(exc, DuplicateNonce):
@@ -267,6 +276,11 @@ async def handle_error(request: Request, exc: Exception) -> JSONResponse:
         log.error("%s answered %d: %s", request.url.path, kind.status, exc)
     fields = field_problems(exc)
     detail = "; ".join(str(p) for p in fields) if fields else str(exc)
+    if type(exc) is StorageError:  # its text may quote SQL parameters: other entries' bytes
+        detail = STORAGE_DETAIL
+    elif isinstance(exc, OperationalError | PoolTimeout):
+        log.warning("%s: storage unavailable: %s", request.url.path, getattr(exc, "orig", exc))
+        detail = STORAGE_DETAIL
     return problem_response(
         request,
         kind,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,10 +130,13 @@ def make_engine(url: str) -> Engine:
             poolclass=sa.pool.QueuePool,
             pool_size=8,
             max_overflow=16,
+            hide_parameters=True,  # an error must not quote entries (receivable data) into logs
         )
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=4)
+    return sa.create_engine(
+        url, pool_pre_ping=True, pool_size=4, max_overflow=4, hide_parameters=True
+    )
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -240,6 +244,8 @@ class _WriterLock:
                     sa.text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_LOCK_KEY}
                 )
                 self._conn.commit()
+            except SQLAlchemyError:
+                pass  # the session is gone, and its lock went with it
             finally:
                 self._conn.close()
                 self._conn = None
@@ -252,6 +258,7 @@ class Ledger:
         self.engine = engine
         self.writer = writer
         self._lock = _WriterLock(engine) if writer else None
+        self._lock_guard = threading.Lock()  # the lock's session is not shared between threads
         self._head: BlockHeader | None = None
         self._genesis: dict[str, Any] | None = None
 
@@ -309,7 +316,24 @@ class Ledger:
 
     def is_writer_alive(self) -> bool:
         """True while this handle still holds its lock (a PostgreSQL session can drop)."""
-        return self._lock is not None and self._lock.is_held()
+        with self._lock_guard:
+            return self._lock is not None and self._lock.is_held()
+
+    def retake_writer(self) -> bool:
+        """The writer whose lock's session dropped takes the lock again on a new session;
+        False while another process holds it (or the database cannot be reached)."""
+        with self._lock_guard:
+            if self._lock is not None:
+                self._lock.release()
+            lock = _WriterLock(self.engine)
+            try:
+                lock.acquire()
+            except (WriterLocked, SQLAlchemyError):
+                self._lock = None
+                return False
+            self._lock = lock
+            self._head = None
+            return True
 
     def close(self) -> None:
         if self._lock is not None:

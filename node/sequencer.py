@@ -10,7 +10,13 @@ transaction, and only then resolves the futures: an answered write is durable.
 A refused entry (403/404/409/422) is answered at once and touches nothing; a
 rejected drawdown (critical flags) is recorded like any other entry.
 On start the state is rebuilt by replaying the ledger, and every stored receipt
-must come out the same (replay determinism); a failed commit rebuilds it again.
+must come out the same (replay determinism). Deciding a batch runs the state ahead of
+the ledger until its block commits; a failed commit (disk full, database gone) marks
+the state stale and rebuilds it, before the next batch if storage is still away then.
+Storage trouble never stops the thread: a checkpoint that fails is tried again later.
+Once a second the thread checks that it still holds the writer lock (a PostgreSQL
+session can drop): it takes it again, or, while another process holds it, refuses
+writes (503) rather than write beside it.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
 
 from chain.blocks import Block
 from chain.entries import SignedEntry, parse_ts
@@ -47,6 +54,7 @@ from node.visibility import T_PARTY, insurer_of, party_rows, state_oracle
 
 log = logging.getLogger("pfnode.sequencer")
 CHECKPOINT_EVERY_S = 1.0
+LOCK_CHECK_EVERY_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -205,6 +213,9 @@ class Sequencer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_checkpoint = 0.0
+        self._last_lock_check = time.monotonic()
+        self._stale = False  # the state may hold entries no committed block has
+        self._fenced = False  # the writer lock is lost and another process holds it
         self._rebuild()
 
     @property
@@ -243,6 +254,8 @@ class Sequencer:
     def dry_run(self, org: str, role: str, entry_type: str, body: Body) -> Verdict:
         """Run the rules against current state without recording anything."""
         with self._lock:
+            if self._stale:
+                raise StorageError("the state is being rebuilt after a storage failure")
             ctx = EntryContext(
                 entry_hash=bytes(32),
                 index=self.ledger.size,
@@ -282,6 +295,7 @@ class Sequencer:
                         if not p.future.done():
                             p.future.set_exception(StorageError(f"block failed: {exc}"))
             self._maybe_checkpoint()
+            self._maybe_check_lock()
 
     def _take_batch(self) -> list[Pending]:
         try:
@@ -307,10 +321,36 @@ class Sequencer:
         self._last_checkpoint = time.monotonic()
         try:
             self.writer.checkpoint()
-        except ChainError:
-            log.exception("checkpoint failed")
+        except (ChainError, SQLAlchemyError) as exc:  # storage away: the next one will do
+            log.error("checkpoint failed: %s", exc)
+
+    def _maybe_check_lock(self) -> None:
+        """Still the writer? Take the lock again if its session dropped (PostgreSQL)."""
+        if time.monotonic() - self._last_lock_check < LOCK_CHECK_EVERY_S:
+            return
+        self._last_lock_check = time.monotonic()
+        if self.ledger.is_writer_alive():
+            return
+        log.error("the writer lock was lost; taking it again")
+        self._fenced = not self.ledger.retake_writer()
+        if not self._fenced:
+            log.warning("writer lock taken again")
+            self._stale = True  # another writer may have appended meanwhile: replay first
+
+    def _recover(self) -> None:
+        """State and Merkle edge again from what is committed (after a failed commit)."""
+        self._rebuild()
+        self.writer.edge = CompactRange.load(self.ledger.size, self.ledger)
+        self._stale = False
 
     def _process(self, batch: list[Pending]) -> None:
+        if self._fenced:
+            for p in batch:
+                p.future.set_exception(StorageError("this process lost the writer lock"))
+            return
+        if self._stale:
+            with self._lock:
+                self._recover()  # raises while storage is still away: the batch gets 503
         block_time = self.clock.now()
         head = self.ledger.head()
         if head is not None and block_time < parse_ts(head.time):
@@ -323,6 +363,7 @@ class Sequencer:
         seen: set[tuple[str, str]] = set()
         size = head.log_size if head else 0
         with self._lock:
+            self._stale = True  # until the block commits: deciding runs the state ahead
             for p in batch:
                 key = (p.signed.org, p.signed.nonce)
                 if key in known or key in seen:
@@ -335,8 +376,8 @@ class Sequencer:
                 entries.append(p.signed)
                 receipts.append(receipt_json(p.signed, verdict))
                 included.append(p)
-            if entries:
-                self._commit(entries, receipts, included, block_time)
+            if not entries or self._commit(entries, receipts, included, block_time):
+                self._stale = False
         self._answer_repeats(repeats)
 
     def _decide(self, p: Pending, index: int, block_time: datetime) -> Verdict | None:
@@ -366,7 +407,8 @@ class Sequencer:
         receipts: list[dict[str, Any]],
         included: list[Pending],
         block_time: datetime,
-    ) -> None:
+    ) -> bool:
+        """Commit the block; answer its entries. False when it was not committed."""
         changes = self.state.drain_changes()
         oracle = state_oracle(self.state)
         parties = [row for e in entries for row in party_rows(e, oracle)]
@@ -377,13 +419,12 @@ class Sequencer:
 
         try:
             block = self.writer.append(entries, receipts, block_time, extra=project)
-        except ChainError as exc:
+        except (ChainError, SQLAlchemyError) as exc:
             log.error("block not committed, rebuilding state: %s", exc)
-            self._rebuild()
-            self.writer.edge = CompactRange.load(self.ledger.size, self.ledger)
             for p in included:
                 p.future.set_exception(StorageError(f"not recorded: {exc}"))
-            return
+            self._recover()  # if this fails too, the state stays stale until it succeeds
+            return False
         header = block.header
         answered = []
         for offset, (p, receipt) in enumerate(zip(included, receipts, strict=True)):
@@ -410,6 +451,7 @@ class Sequencer:
             p.future.set_result(r)
         if self.on_commit is not None:
             self.on_commit(answered)
+        return True
 
     def _known_nonces(self, batch: list[Pending]) -> set[tuple[str, str]]:
         return self.ledger.known_nonces([(p.signed.org, p.signed.nonce) for p in batch])
