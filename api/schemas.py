@@ -28,6 +28,8 @@ from pydantic_core import core_schema
 from node.bodies import BODY_MODELS, Body
 
 COMPONENTS = "#/components/schemas/{model}"
+MAX_SIZE = 2**63 - 1
+"""Heights, log indexes and sizes are signed 64-bit columns: a larger one is a 422, not a 500."""
 DECIMAL_PATTERN = r"^(0|[1-9][0-9]*)(\.[0-9]+)?$"
 _VALUE_SCHEMAS: Mapping[str, JsonSchemaValue] = {
     "_parse_amount": {
@@ -332,4 +334,26 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 READ_ERRORS = problem_responses(401, 403, 404, 422)
+CHECK_ERRORS = problem_responses(400, 401, 403, 404, 413, 415, 422, 503)
+"""A POST that reads a JSON body and records nothing (coverage verification)."""
 WRITE_ERRORS = problem_responses(400, 401, 403, 404, 409, 413, 415, 422, 503)
+
+
+# --------------------------------------------------------------------------- console, anchor
+
+
+class Me(BaseModel):
+    """The caller as this node knows it: the console shows or hides panels by ``role``."""
+
+    org: str
+    role: Literal["bank", "insurer", "regulator"]
+
+
+class Anchor(BaseModel):
+    """The latest checkpoint aggregated (BLS) for the EVM anchor, and where it landed."""
+
+    size: int
+    root: str = Field(description="the log root at that size, hex")
+    signers: list[str] = Field(description="the institutions whose BLS signatures it aggregates")
+    tx_hash: str | None = Field(description="the anchoring transaction; null until it is mined")
+    block_number: int | None = Field(description="the EVM block holding that transaction")

@@ -199,6 +199,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.which == "reliability":
+        from node import bench_reliability
+
+        return bench_reliability.run_reliability(args)
     if args.which == "anchor":
         from node import bench_anchor
 
@@ -215,6 +219,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from node import bench_api
 
         return bench_api.run_api(args)
+    if args.which == "alerts":
+        from node import bench_alerts
+
+        return bench_alerts.run_alerts(args)
     from node import bench
 
     return bench.run_ledger(args)
@@ -521,7 +529,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(func=cmd_export)
 
     bench = sub.add_parser("bench", help="benchmarks that print figures")
-    bench.add_argument("which", choices=["ledger", "api", "compare", "replication", "anchor"])
+    bench.add_argument(
+        "which",
+        choices=["ledger", "api", "compare", "replication", "anchor", "alerts", "reliability"],
+    )
     bench.add_argument("--repeat", type=int, default=20, help="anchor: checkpoints per figure")
     bench.add_argument("--count", type=int, default=6000, help="compare: drawdowns per run")
     bench.add_argument(

@@ -28,9 +28,11 @@ from chain.entries import SignedEntry, decode_signed_entry, make_entry, verify_t
 from chain.merkle import consistency_proof, inclusion_proof, root_at
 from chain.storage import Ledger, StoredEntry
 from node import cluster, projection, visibility
+from node.alerts import Alerts
 from node.anchorer import AnchorConfig, Anchorer
 from node.bodies import Body, body_to_json, parse_body
 from node.clock import Clock, SystemClock
+from node.credit import indicators_empty
 from node.domain import Params, Verdict
 from node.errors import Forbidden, InvalidBody, NotFound, Overloaded, Unprocessable
 from node.fingerprints import compute_k1, compute_k2, compute_k3
@@ -153,6 +155,7 @@ class Node:
         self.roles: dict[str, Role] = {o["id"]: o["role"] for o in self.genesis["orgs"]}
         self.tokens = TokenStore(self.ledger.engine)
         self.hub = FlagHub()
+        self.alerts = Alerts(self.ledger.engine, self.clock, self.roles.get)
         self.secret = self.files.consortium_secret()
         self.params = Params.from_json(self.genesis.get("params", {}))
         self.window = timedelta(seconds=self.params.clock_window_seconds)
@@ -188,6 +191,7 @@ class Node:
         """Lead if this process holds the lock; else stand by and watch for the lock."""
         loop = asyncio.get_running_loop()
         self.hub.loop = loop
+        self.alerts.start(loop, leading=self.sequencer is not None)
         if self.sequencer is not None:
             self.sequencer.start()
             self._start_cosigning()
@@ -284,6 +288,7 @@ class Node:
         if self._poller is not None:
             self._poller.cancel()
         if not self._stop.is_set():
+            self.alerts.lead()
             self._start_cosigning()
             await self._announce()
 
@@ -316,6 +321,7 @@ class Node:
 
     def close(self) -> None:
         self._stop.set()
+        self.alerts.close()
         if self._poller is not None:
             self._poller.cancel()
         if self._internal is not None:
@@ -341,6 +347,7 @@ class Node:
     def _on_commit(self, receipts: list[Receipt]) -> None:
         if self.sequencer is not None:
             self.roles.update(self.sequencer.roles())  # type: ignore[arg-type]
+        self.alerts.wake()
         self.hub.publish(
             [
                 {
@@ -591,3 +598,95 @@ class Node:
             "log_size": head.log_size if head else 0,
             "queue": queue,
         }
+
+    def latest_anchor(self) -> dict[str, Any]:
+        """The latest checkpoint aggregated for the EVM anchor (``tx_hash`` is None until
+        its transaction is mined); NotFound when none was (anchoring off)."""
+        from node.anchoring import AnchorStore
+
+        latest = AnchorStore(self.ledger.engine).latest()
+        if latest is None:
+            raise NotFound("anchor", "latest")
+        return {
+            "size": latest.size,
+            "root": latest.root.hex(),
+            "signers": list(latest.signers),
+            "tx_hash": latest.tx_hash,
+            "block_number": latest.block_number,
+        }
+
+    # -- credit information (node.credit) -----------------------------------------
+
+    def buyer_light(self, buyer_code: str) -> dict[str, Any]:
+        """A buyer's light, since when and why: every member may ask (buyer.rated is public)."""
+        with self._read() as conn:
+            row = projection.get_light(conn, buyer_code)
+        if row is None:
+            return {"buyer_code": buyer_code, "country": None, "light": "green", "since": None,
+                    "why": []}  # fmt: skip
+        return {k: row[k] for k in ("buyer_code", "country", "light", "since", "why")}
+
+    async def exporter_indicators(
+        self, caller: Caller, exporter_id: str, access: str | None = None
+    ) -> dict[str, Any]:
+        """The exporter's indicators for a bank holding its live consent; the read is itself
+        recorded on the ledger (indicators.read, signed with the bank's key) first.
+
+        ``access``: the hash of an indicators.read the bank's own node signed and recorded
+        (consortium mode: this node holds no follower's key); it must be the caller's read
+        of this exporter, and is answered without recording another.
+        """
+        exporter_id = exporter_id.upper()
+        if access is not None:
+            return self._indicators_under(caller, exporter_id, access)
+        today = self.clock.now().date().isoformat()
+        with self._read() as conn:
+            consent = projection.get_live_consent(conn, caller.org, exporter_id, today)
+        if consent is None:
+            raise Forbidden(
+                caller.org, caller.role, "indicators.read",
+                detail=f"consent missing: exporter {exporter_id} has not authorised {caller.org} "
+                "(its insurer records consent.granted), or the consent expired or was revoked",
+            )  # fmt: skip
+        body = {"exporter_id": exporter_id, "consent_id": consent["consent_id"]}
+        receipt = await self.submit(caller, "indicators.read", body)
+        with self._read() as conn:
+            indicators = projection.get_indicators(conn, exporter_id)
+        return {
+            "exporter_id": exporter_id,
+            "consent": {"consent_id": consent["consent_id"], "valid_until": consent["valid_until"]},
+            "indicators": indicators or indicators_empty(),
+            "access": {"entry_hash": receipt.entry_hash.hex(), "index": receipt.index},
+        }
+
+    def _indicators_under(self, caller: Caller, exporter_id: str, access: str) -> dict[str, Any]:
+        with self._read() as conn:
+            reads = projection.list_indicator_reads(conn, exporter_id)
+            read = next((r for r in reads if r["entry_hash"] == access), None)
+            if read is None or read["bank"] != caller.org:
+                raise NotFound("indicators.read", access)
+            consents = {c["consent_id"]: c for c in projection.list_consents(conn, exporter_id)}
+            indicators = projection.get_indicators(conn, exporter_id)
+        consent = consents[read["consent_id"]]
+        return {
+            "exporter_id": exporter_id,
+            "consent": {"consent_id": consent["consent_id"], "valid_until": consent["valid_until"]},
+            "indicators": indicators or indicators_empty(),
+            "access": {"entry_hash": access, "index": read["index"]},
+        }
+
+    def access_log(self, caller: Caller, exporter_id: str) -> dict[str, Any]:
+        """Consents and indicator reads of an exporter: the regulator sees all; an insurer
+        those under consents it recorded; a bank its own."""
+        exporter_id = exporter_id.upper()
+        with self._read() as conn:
+            consents = projection.list_consents(conn, exporter_id)
+            reads = projection.list_indicator_reads(conn, exporter_id)
+        if caller.role == "insurer":
+            mine = {c["consent_id"] for c in consents if c["insurer"] == caller.org}
+            consents = [c for c in consents if c["consent_id"] in mine]
+            reads = [r for r in reads if r["consent_id"] in mine]
+        elif caller.role == "bank":
+            consents = [c for c in consents if c["bank"] == caller.org]
+            reads = [r for r in reads if r["bank"] == caller.org]
+        return {"exporter_id": exporter_id, "consents": consents, "reads": reads}

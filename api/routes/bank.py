@@ -33,6 +33,7 @@ from fastapi import APIRouter
 
 from api.deps import BankDep, BankWriter, CallerDep, JsonObjectDep, NodeDep, with_path_field
 from api.schemas import (
+    CHECK_ERRORS,
     READ_ERRORS,
     WRITE_ERRORS,
     CoverageVerification,
@@ -88,7 +89,7 @@ def _bank_flags(verdict: Verdict, codes: frozenset[str] | None = None) -> list[d
     openapi_extra=request_body(
         LoanDrawdown, "A loan.drawdown body; loan_id may be left out.", optional=["loan_id"]
     ),
-    responses=READ_ERRORS,
+    responses=CHECK_ERRORS,
 )
 async def verify_coverage(caller: BankDep, node: NodeDep, body: JsonObjectDep) -> dict[str, Any]:
     probe = {"loan_id": f"coverage-check-{secrets.token_hex(8)}", **body}

@@ -21,8 +21,10 @@ from fastapi.responses import PlainTextResponse
 
 from api.deps import CallerDep, MemberWriter, NodeDep, RawBodyDep
 from api.schemas import (
+    MAX_SIZE,
     READ_ERRORS,
     WRITE_ERRORS,
+    Anchor,
     Block,
     Consistency,
     EntryWithProof,
@@ -33,6 +35,8 @@ from api.schemas import (
 router = APIRouter(prefix="/v1", tags=["ledger"])
 
 MAX_BLOCKS = 100
+MAX_HEIGHT = MAX_SIZE - MAX_BLOCKS
+"""The largest height asked for: ``from + limit`` must still fit the column."""
 ENVELOPE = request_schema(
     {
         "type": "object",
@@ -66,7 +70,9 @@ def checkpoint(caller: CallerDep, node: NodeDep) -> str:
     summary="One block",
     responses=READ_ERRORS,
 )
-def block(height: Annotated[int, Path(ge=0)], caller: CallerDep, node: NodeDep) -> dict[str, Any]:
+def block(
+    height: Annotated[int, Path(ge=0, le=MAX_HEIGHT)], caller: CallerDep, node: NodeDep
+) -> dict[str, Any]:
     return node.block(caller, height)
 
 
@@ -79,7 +85,7 @@ def block(height: Annotated[int, Path(ge=0)], caller: CallerDep, node: NodeDep) 
 def blocks(
     caller: CallerDep,
     node: NodeDep,
-    start: Annotated[int, Query(alias="from", ge=0)] = 0,
+    start: Annotated[int, Query(alias="from", ge=0, le=MAX_HEIGHT)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_BLOCKS)] = 20,
 ) -> list[dict[str, Any]]:
     return node.blocks(caller, start, limit)
@@ -104,8 +110,8 @@ def entry(entry_hash: str, caller: CallerDep, node: NodeDep) -> dict[str, Any]:
 def consistency(
     caller: CallerDep,
     node: NodeDep,
-    size1: Annotated[int, Query(alias="from", ge=1)],
-    size2: Annotated[int, Query(alias="to", ge=1)],
+    size1: Annotated[int, Query(alias="from", ge=1, le=MAX_SIZE)],
+    size2: Annotated[int, Query(alias="to", ge=1, le=MAX_SIZE)],
 ) -> dict[str, Any]:
     return node.consistency(size1, size2)
 
@@ -120,3 +126,13 @@ def consistency(
 )
 async def submit_entry(writer: MemberWriter, envelope: RawBodyDep) -> dict[str, Any]:
     return await writer.record_signed(envelope)
+
+
+@router.get(
+    "/ledger/anchor",
+    response_model=Anchor,
+    summary="The latest checkpoint aggregated for the EVM anchor, and its transaction",
+    responses=READ_ERRORS,
+)
+def anchor(caller: CallerDep, node: NodeDep) -> dict[str, Any]:
+    return node.latest_anchor()

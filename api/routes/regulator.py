@@ -29,6 +29,7 @@ from api.deps import (
     with_path_field,
 )
 from api.schemas import (
+    MAX_SIZE,
     READ_ERRORS,
     WRITE_ERRORS,
     AuditReport,
@@ -58,7 +59,8 @@ def list_flags(
     caller: CallerDep,
     node: NodeDep,
     since: Annotated[
-        int | None, Query(ge=0, description="only flags on entries after this log index")
+        int | None,
+        Query(ge=0, le=MAX_SIZE, description="only flags on entries after this log index"),
     ] = None,
     status: Literal["open", "confirmed", "dismissed"] | None = None,
 ) -> list[dict[str, Any]]:

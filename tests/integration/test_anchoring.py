@@ -19,7 +19,6 @@ import httpx
 import pytest
 
 from chain.bundle import DatabaseSource
-from chain.storage import Ledger
 from contracts.anchor import AnchorChain, AnchorRefused
 from contracts.anvil import AnvilProcess
 from node import demo

@@ -215,8 +215,9 @@ async def serving(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @asynccontextmanager
-async def running_story(data: Path, db_url: str | None = None, **config: Any
-                        ) -> AsyncIterator[Story]:
+async def running_story(
+    data: Path, db_url: str | None = None, **config: Any
+) -> AsyncIterator[Story]:
     node = make_node(data, db_url, **config)
     async with serving(create_app(node)) as client:
         yield Story(client, node, read_tokens(data), data)

@@ -38,10 +38,23 @@ DESIGN_PATHS = [
     ("get", "/v1/ledger/entries/{entry_hash}"),
     ("get", "/v1/ledger/consistency"),
     ("post", "/v1/entries"),
+    ("get", "/v1/ledger/anchor"),
+    ("get", "/v1/me"),
+    ("post", "/v1/consents"),
+    ("post", "/v1/consents/{consent_id}/revocation"),
+    ("post", "/v1/buyer-ratings"),
+    ("get", "/v1/buyers/{buyer_code}/light"),
+    ("get", "/v1/exporters/{exporter_id}/indicators"),
+    ("get", "/v1/exporters/{exporter_id}/access-log"),
+    ("post", "/v1/subscriptions"),
+    ("get", "/v1/subscriptions"),
+    ("get", "/v1/subscriptions/dead-letters"),
+    ("delete", "/v1/subscriptions/{subscription_id}"),
+    ("get", "/v1/alerts/stream"),
     ("get", "/healthz"),
     ("get", "/metrics"),
 ]
-TEXT_RESPONSES = {"/v1/flags/stream", "/v1/ledger/checkpoint", "/metrics"}
+TEXT_RESPONSES = {"/v1/flags/stream", "/v1/alerts/stream", "/v1/ledger/checkpoint", "/metrics"}
 NO_BODY_POSTS: set[str] = set()
 
 

@@ -18,8 +18,15 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 async def test_healthz_reports_the_ledger_head(story: Story) -> None:
     r = await story.client.get("/healthz")
     assert r.status_code == 200
-    assert r.json() == {"status": "ok", "role": "leader", "height": None, "log_size": 0, "queue": 0,
-                        "alarms": [], "upstream_error": None}
+    assert r.json() == {
+        "status": "ok",
+        "role": "leader",
+        "height": None,
+        "log_size": 0,
+        "queue": 0,
+        "alarms": [],
+        "upstream_error": None,
+    }
     await story.insure()
     health = (await story.client.get("/healthz")).json()
     assert health["log_size"] == 3
