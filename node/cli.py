@@ -31,6 +31,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from chain.storage import Ledger
     from chain.verify import verify_database, verify_ledger
 
+    if args.audit:
+        return verify_audit_cli(args)
     replica = Path(args.data) / "replica.db"
     if not args.bundle and not args.db and replica.exists():
         return verify_follower(Path(args.data), f"sqlite:///{replica.resolve()}")
@@ -68,6 +70,31 @@ def cmd_verify(args: argparse.Namespace) -> int:
     )
     if args.anchored:
         return verify_anchored_cli(args)
+    return 0
+
+
+def verify_audit_cli(args: argparse.Namespace) -> int:
+    """An audit report (JSON) against the genesis in --data: checkpoint and every proof."""
+    import json
+
+    from node.audit import verify_audit
+
+    genesis = json.loads((Path(args.data) / "genesis.json").read_text())
+    report = json.loads(Path(args.audit).read_text())
+    try:
+        check = verify_audit(report, genesis)
+    except VerificationError as exc:
+        print(f"BROKEN audit report: {exc.what}", file=sys.stderr)
+        return 1
+    print(
+        f"OK audit report {report.get('from')}..{report.get('to')}: {check.proved} entries "
+        f"proved in the signed checkpoint of size {check.size}"
+        + (
+            f"; {len(check.unproved)} cited entries after it, not yet provable"
+            if check.unproved
+            else ""
+        )
+    )
     return 0
 
 
@@ -504,6 +531,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         help="processes checking Ed25519 signatures of large blocks",
+    )
+    verify.add_argument(
+        "--audit", metavar="FILE", help="an audit report (JSON) to check against --data's genesis"
     )
     verify.add_argument(
         "--anchored",

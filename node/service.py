@@ -518,7 +518,36 @@ class Node:
         hi = (end + timedelta(days=1)).isoformat() + "T00:00:00.000Z"
         with self._read() as conn:
             rows = projection.audit_rows(conn, lo, hi)
-        return {"from": start.isoformat(), "to": end.isoformat(), **rows}
+        return {
+            "from": start.isoformat(),
+            "to": end.isoformat(),
+            **rows,
+            "proofs": self._proofs(rows),
+        }
+
+    def _proofs(self, rows: dict[str, Any]) -> dict[str, Any]:
+        """Every entry the report's records cite, with its inclusion proof in the latest
+        signed checkpoint: `pfnode verify --audit` checks them offline (node.audit)."""
+        latest = self.ledger.latest_checkpoint()
+        if latest is None:
+            return {"checkpoint": None, "entries": []}
+        size, note = latest
+        hashes = sorted({r["entry_hash"] for recs in rows.values() for r in recs})
+        entries = []
+        for entry_hash in hashes:
+            stored = self.ledger.get_entry(bytes.fromhex(entry_hash))
+            if stored is None or stored.index >= size:
+                continue  # after the checkpoint: proved by the next report
+            proof = inclusion_proof(stored.index, size, self.ledger)
+            entries.append(
+                {
+                    "entry_hash": entry_hash,
+                    "index": stored.index,
+                    "entry": stored.entry.to_json(),
+                    "proof": [h.hex() for h in proof],
+                }
+            )
+        return {"checkpoint": note, "size": size, "entries": entries}
 
     # -- ledger ------------------------------------------------------------------
 
