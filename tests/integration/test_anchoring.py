@@ -137,7 +137,7 @@ def _pfnode(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _wait_anchored(db: Path, size_at_least: int, timeout: float = 60) -> int:
+def _wait_anchored(db: Path, size_at_least: int, timeout: float = 180) -> int:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         with sqlite3.connect(db) as conn:
@@ -168,14 +168,14 @@ def test_served_node_anchors_on_anvil_and_verify_anchored_catches_a_rewrite(
         node = ServeProcess(data, None, extra=tuple(anchor)).start()
         copy = tmp_path / "copy"
         try:
-            node.wait_healthy()
+            node.wait_healthy(120)
             tok = tokens(data)
             recs = setup_story(node.base, tok, notices=2)
             first = _wait_anchored(data / "ledger.db", 1)
             node.stop()
             shutil.copytree(data, copy)  # the ledger as it was: it will be "truncated"
             node = ServeProcess(data, None, extra=tuple(anchor)).start()
-            node.wait_healthy()
+            node.wait_healthy(120)
             with httpx.Client(headers=auth(tok["BANK-A"]), timeout=30) as client:
                 body = demo.drawdown_body(TODAY, "L-1", "CN-1", recs[1])
                 body["amount"] = "500.00"
