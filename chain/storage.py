@@ -378,14 +378,20 @@ class Ledger:
     # -- head --------------------------------------------------------------------
 
     def head(self, *, fresh: bool = False) -> BlockHeader | None:
-        """The last committed block header (cached for the writer)."""
-        if self._head is None or fresh or not self.writer:
-            with self.engine.connect() as conn:
-                row = conn.execute(
-                    sa.select(T_BLOCK.c.header).order_by(T_BLOCK.c.height.desc()).limit(1)
-                ).first()
-            self._head = BlockHeader.from_json(parse(row[0])) if row else None
-        return self._head
+        """The last committed block header (cached for the writer).
+
+        A fresh read leaves the writer's cache alone: read from another thread (a health
+        probe) it may finish after the writer appended, and would put the head back."""
+        if self._head is not None and self.writer and not fresh:
+            return self._head
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(T_BLOCK.c.header).order_by(T_BLOCK.c.height.desc()).limit(1)
+            ).first()
+        head = BlockHeader.from_json(parse(row[0])) if row else None
+        if not (fresh and self.writer):
+            self._head = head
+        return head
 
     @property
     def size(self) -> int:

@@ -59,6 +59,7 @@ CONTRACT_NAME: Final = "CheckpointAnchor"
 ROLE_CODES: Final = {"regulator": 0, "bank": 1, "insurer": 2}
 # Gas limits, about 1.5x what was measured (contracts/CheckpointAnchor.sol's header):
 # deploy 1.64M, register 358k, anchor 288k for 2 signers + 11k per further signer.
+NUDGE_AFTER_S: Final = 3.0  # a transaction pending this long on a dev chain gets a block
 GAS_DEPLOY: Final = 2_500_000
 GAS_REGISTER: Final = 550_000
 GAS_ANCHOR: Final = 420_000
@@ -249,7 +250,8 @@ class AnchorChain:
         return Sent(tx_hash, int(receipt["blockNumber"]), int(receipt["gasUsed"]))
 
     def _await_receipt(self, tx_hash: str, raw: bytes, nonce: int, what: str) -> Any:
-        end = time.monotonic() + self.deadline
+        start = time.monotonic()
+        end = start + self.deadline
         while True:
             try:
                 return self.w3.eth.wait_for_transaction_receipt(
@@ -262,11 +264,15 @@ class AnchorChain:
                 time.sleep(0.5)
             if time.monotonic() > end:
                 raise AnchorError(f"{what}: no receipt for {tx_hash} in {self.deadline:.0f} s")
-            self._resend_if_dropped(tx_hash, raw, nonce, what)
+            self._resend_if_dropped(tx_hash, raw, nonce, what, time.monotonic() - start)
 
-    def _resend_if_dropped(self, tx_hash: str, raw: bytes, nonce: int, what: str) -> None:
+    def _resend_if_dropped(
+        self, tx_hash: str, raw: bytes, nonce: int, what: str, waited: float
+    ) -> None:
         try:
             self.w3.eth.get_transaction(HexStr(tx_hash))
+            if waited > NUDGE_AFTER_S:
+                self._nudge_dev_chain(what)
             return  # still pending: wait on
         except TransactionNotFound:
             pass
@@ -282,6 +288,17 @@ class AnchorChain:
             self.w3.eth.send_raw_transaction(raw)
         except (requests.ConnectionError, requests.Timeout, OSError, ValueError) as exc:
             log.warning("%s: resend failed (%s); will try again", what, exc)
+
+    def _nudge_dev_chain(self, what: str) -> None:
+        """Anvil's automine now and then leaves a transaction pending until another arrives
+        (see contracts/registry_bench.py): on a dev chain, mine a block. A real chain has no
+        evm_mine and answers an error, which is ignored."""
+        try:
+            answer = self.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+        except (requests.ConnectionError, requests.Timeout, OSError, ValueError):
+            return
+        if "error" not in answer:
+            log.warning("%s: transaction still pending on a dev chain; mined a block", what)
 
     @contextmanager
     def _refusals(self) -> Iterator[None]:

@@ -39,7 +39,7 @@ class AnchorConfig:
     account_key: str | None = None  # hex private key paying for transactions (RPC)
     every_blocks: int = 100
     every_seconds: float = 60.0
-    receipt_timeout: float = 30.0
+    receipt_timeout: float = 5.0  # then: resent if dropped, nudged on a dev chain
 
 
 class Anchorer:
