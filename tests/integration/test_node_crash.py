@@ -17,6 +17,7 @@ Default suite: 5 kills per backend. ``-m slow``: 200 per backend
 from __future__ import annotations
 
 import os
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,6 +25,7 @@ import pytest
 
 from node.bench_reliability import CrashLoop
 from node.genesis import init_demo
+from tests.ledger_helpers import new_test_ledger
 
 DEFAULT_KILLS = 5
 SLOW_KILLS = 200
@@ -59,3 +61,29 @@ def test_sigkilled_node_loses_no_acknowledged_write_200_times(
     assert figures.kills == kills
     assert figures.verifications == kills + 2
     assert figures.acknowledged >= kills
+
+
+def test_health_reads_during_commits_never_fail_a_block(tmp_path: Path) -> None:
+    """Found by the crash loop, which polls /healthz while the clients write: the health
+    probe's fresh read of the head, finishing after the sequencer appended, put the older
+    head back into the writer's cache, and the next block failed ("the writer's tree edge
+    is at 2361, the head at 2360"): a 503 and a full replay. Here a thread reads the head
+    as /healthz does while blocks are appended; before the fix about one append in a
+    hundred failed."""
+    t = new_test_ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    stop = threading.Event()
+
+    def probe() -> None:
+        while not stop.is_set():
+            t.ledger.head(fresh=True)
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    try:
+        for i in range(1000):
+            t.append(1, start=i)  # raises StorageError if the cached head went back
+    finally:
+        stop.set()
+        prober.join()
+    assert t.ledger.size == 1000
+    t.ledger.close()
